@@ -1,0 +1,5 @@
+import sys
+
+from rlmu.cli import main
+
+sys.exit(main())

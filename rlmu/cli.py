@@ -1,0 +1,59 @@
+"""The ``rlmu`` command line: one entry point, subcommands contributed by the package's modules.
+
+Each module listed in ``SUBCOMMAND_MODULES`` exposes ``add_subcommands(subparsers)``, which adds its
+parsers and sets ``func`` (called with the parsed namespace; returns an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "rlmu.envs.cli",  # rlmu render
+    "rlmu.data.cli",  # rlmu data generate|info|augment|paired
+    "rlmu.train.cli",  # rlmu train
+    "rlmu.report.cli",  # rlmu aggregate|stats|report
+)
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one clear line, exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rlmu import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rlmu",
+        description="Reproducibility harness for reinforcement learning from observation videos.",
+    )
+    parser.add_argument("--version", action="version", version=f"rlmu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # DEV-ONLY: made strict once every subcommand module exists
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.add_subcommands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"rlmu: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
