@@ -1,0 +1,266 @@
+"""``rlmu aggregate|stats|report STUDY_DIR``.
+
+``aggregate`` reads the runs into ``aggregate/``; ``stats`` computes the tables into ``stats/``;
+``report`` brings whatever is missing or stale up to date (aggregate -> stats -> figures) and writes
+``report.html`` and ``report.md``. Staleness is decided by fingerprints, not guesses: the aggregate records
+the names, sizes and modification times of every run's inputs; the statistics record that fingerprint and
+their parameters; the figures record a hash of the statistics tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rlmu.cli import UserError
+
+CONFIG_NAMES = ("config.yaml", "study.yaml", "config.yml")
+FIGURES_META = "meta.json"
+
+
+def _study_dir(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"study folder {p} does not exist")
+    if not p.is_dir():
+        raise UserError(
+            f"{p} is not a folder (expected a study folder with runs/{{task}}/{{variant}}/seed_{{n}}/)"
+        )
+    if not (p / "runs").is_dir():
+        raise UserError(
+            f"{p} has no runs/ folder: not a study folder (expected runs/{{task}}/{{variant}}/seed_{{n}}/)"
+        )
+    return p
+
+
+def _config_path(study_dir: Path, given: str | None) -> Path | None:
+    if given:
+        p = Path(given)
+        if not p.is_file():
+            raise UserError(f"--config {p}: no such file")
+        return p
+    for name in CONFIG_NAMES:
+        if (study_dir / name).is_file():
+            return study_dir / name
+    return None
+
+
+def _thresholds(config: Path | None) -> dict[str, float]:
+    """``converge_thresholds: {task: return}`` from the study config, if it has that key."""
+    if config is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{config}: not valid YAML ({exc})") from None
+    raw = data.get("converge_thresholds") if isinstance(data, dict) else None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{config}: converge_thresholds must map task names to returns, got {raw!r}")
+    out = {}
+    for task, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{config}: converge_thresholds.{task} must be a number, got {value!r}")
+        out[str(task)] = float(value)
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_aggregate(study_dir: Path, thresholds: dict[str, float], force: bool = False, quiet: bool = False):
+    """Aggregate when missing or stale; returns the ``Aggregation`` (read back when up to date)."""
+    from rlmu.report.aggregate import (
+        AGGREGATE_DIR,
+        MANIFEST,
+        RUNS_PARQUET,
+        StudyError,
+        aggregate_study,
+        input_fingerprint,
+        load_aggregation,
+        write_aggregation,
+    )
+
+    fp = input_fingerprint(study_dir)
+    manifest = _read_json(study_dir / AGGREGATE_DIR / MANIFEST)
+    try:
+        if (
+            not force
+            and manifest
+            and manifest.get("fingerprint") == fp
+            and manifest.get("requested_thresholds", {}) == thresholds
+            and (study_dir / AGGREGATE_DIR / RUNS_PARQUET).is_file()
+        ):
+            agg = load_aggregation(study_dir)
+            if not quiet:
+                print(f"aggregate: up to date ({study_dir / AGGREGATE_DIR})")
+            return agg, fp
+        agg = aggregate_study(study_dir, thresholds)
+    except StudyError as exc:
+        raise UserError(str(exc)) from None
+    write_aggregation(study_dir, agg, fp)
+    # Remember which overrides produced these thresholds, so a changed config makes the aggregate stale.
+    m = _read_json(study_dir / AGGREGATE_DIR / MANIFEST) or {}
+    m["requested_thresholds"] = thresholds
+    from rlmu.utils.io import atomic_write_json
+
+    atomic_write_json(study_dir / AGGREGATE_DIR / MANIFEST, m)
+    st = agg.status
+    counts = {c: int((st["category"] == c).sum()) for c in ("included", "in_progress", "excluded")}
+    print(
+        f"aggregate: {len(st)} runs ({counts['included']} included, {counts['in_progress']} in progress, "
+        f"{counts['excluded']} excluded), {len(agg.runs)} epoch rows -> {study_dir / AGGREGATE_DIR}"
+    )
+    for w in agg.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return agg, fp
+
+
+def run_stats(study_dir: Path, agg, fp: str, params, force: bool = False):
+    from rlmu.report.tables import META, STATS_DIR, compute_stats, load_stats, write_stats
+
+    meta = _read_json(study_dir / STATS_DIR / META)
+    if not force and meta and meta.get("fingerprint") == fp and meta.get("params") == asdict(params):
+        try:
+            tables, meta = load_stats(study_dir)
+            print(f"stats: up to date ({study_dir / STATS_DIR})")
+            return tables, meta["notes"]
+        except (OSError, ValueError, KeyError):
+            pass  # damaged: recompute
+    t0 = time.perf_counter()
+    result = compute_stats(agg, params)
+    write_stats(study_dir, result, params, fp)
+    print(
+        f"stats: {sum(len(t) for t in result.tables.values())} rows in {len(result.tables)} tables, "
+        f"{time.perf_counter() - t0:.1f} s -> {study_dir / STATS_DIR}"
+    )
+    for n in result.notes:
+        print(f"note: {n}", file=sys.stderr)
+    return result.tables, result.notes
+
+
+def _stats_hash(study_dir: Path) -> str:
+    from rlmu.report.tables import STATS_DIR, TABLES
+
+    h = hashlib.sha256()
+    for name in TABLES:
+        p = study_dir / STATS_DIR / f"{name}.csv"
+        h.update(p.read_bytes() if p.is_file() else b"")
+    return h.hexdigest()
+
+
+def run_figures(study_dir: Path, tables, force: bool = False):
+    from rlmu.report.figures import FIGURES_DIR, Figure, make_figures
+    from rlmu.utils.io import atomic_write_json
+
+    out = study_dir / FIGURES_DIR
+    key = _stats_hash(study_dir)
+    meta = _read_json(out / FIGURES_META)
+    if not force and meta and meta.get("stats_hash") == key:
+        figs = [Figure(**f) for f in meta.get("figures", [])]
+        if all((out / f"{f.name}.png").is_file() for f in figs):
+            print(f"figures: up to date ({out})")
+            return figs
+    figs = make_figures(tables, out)
+    atomic_write_json(out / FIGURES_META, {"stats_hash": key, "figures": [asdict(f) for f in figs]})
+    print(f"figures: {len(figs)} PNG files -> {out}")
+    return figs
+
+
+def _params(args):
+    from rlmu.report.tables import StatsParams
+
+    params = StatsParams(seed=args.seed, reps=args.reps, curve_reps=args.curve_reps)
+    try:
+        params.validate()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return params
+
+
+def cmd_aggregate(args) -> int:
+    study_dir = _study_dir(args.study_dir)
+    run_aggregate(study_dir, _thresholds(_config_path(study_dir, args.config)), force=True)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    study_dir = _study_dir(args.study_dir)
+    params = _params(args)
+    agg, fp = run_aggregate(study_dir, _thresholds(_config_path(study_dir, args.config)))
+    run_stats(study_dir, agg, fp, params, force=True)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from rlmu.report.html import render_report
+
+    study_dir = _study_dir(args.study_dir)
+    params = _params(args)
+    config = _config_path(study_dir, args.config)
+    agg, fp = run_aggregate(study_dir, _thresholds(config), force=args.force)
+    tables, notes = run_stats(study_dir, agg, fp, params, force=args.force)
+    figs = run_figures(study_dir, tables, force=args.force)
+    html_path, md_path = render_report(
+        study_dir, agg, tables, figs, notes=notes, params=asdict(params), config_path=config
+    )
+    print(f"report: {html_path} ({html_path.stat().st_size / 1e6:.1f} MB), {md_path}")
+    return 0
+
+
+def add_subcommands(subparsers) -> None:
+    def common(p, stats: bool):
+        p.add_argument(
+            "study_dir", metavar="STUDY_DIR", help="study folder holding runs/{task}/{variant}/seed_{n}/"
+        )
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            help="study configuration (embedded in the report; its converge_thresholds: {task: return} "
+            "override the task defaults); default: STUDY_DIR/config.yaml if present",
+        )
+        if stats:
+            p.add_argument(
+                "--seed", type=int, default=0, help="bootstrap seed (default 0): same seed, same tables"
+            )
+            p.add_argument(
+                "--reps",
+                type=int,
+                default=50_000,
+                help="bootstrap repetitions for aggregate metrics and probability of improvement (default 50000)",
+            )
+            p.add_argument(
+                "--curve-reps",
+                type=int,
+                default=2_000,
+                help="bootstrap repetitions for IQM curves and performance profiles (default 2000)",
+            )
+
+    p = subparsers.add_parser(
+        "aggregate",
+        help="collect a study's runs into aggregate/ (tidy tables)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    common(p, stats=False)
+    p.set_defaults(func=cmd_aggregate)
+    p = subparsers.add_parser("stats", help="compute the statistics tables into stats/ (CSV + Markdown)")
+    common(p, stats=True)
+    p.set_defaults(func=cmd_stats)
+    p = subparsers.add_parser(
+        "report", help="bring aggregate, stats and figures up to date; write report.html"
+    )
+    common(p, stats=True)
+    p.add_argument("--force", action="store_true", help="recompute every step even if up to date")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,384 @@
+"""The statistics step (``rlmu stats STUDY_DIR``): tables computed with ``rlmu.stats`` from the aggregate.
+
+Every table exists in two views (the RLMU report's Fig. 2/3 (a) and (b)): ``all`` seeds (every included
+run, diverged ones counted with their last return) and ``converged`` seeds only. Convergence rates exist
+only in the ``all`` view (among converged seeds the rate is 1 by definition).
+
+Scopes: each task on its own, plus ``all tasks`` when the study has several tasks and every variant has
+the same number of runs in each task (the stratified bootstrap needs a ``runs x tasks`` matrix).
+
+Output files in ``STUDY_DIR/stats/`` (CSV and Markdown each): ``aggregates``, ``poi`` (probability of
+improvement for every ordered pair), ``profiles``, ``curves`` (IQM sample-efficiency curves),
+``convergence``, ``convergence_pairs`` (Fisher's exact test), ``claims``; and ``meta.json`` (parameters,
+input fingerprint, notes). Same aggregate + same seed and repetitions -> byte-identical files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rlmu.report.aggregate import INCLUDED, Aggregation
+from rlmu.stats.bootstrap import aggregate_intervals, iqm_curves, probability_of_improvement
+from rlmu.stats.claims import StudyData, claims_table, evaluate_claims
+from rlmu.stats.convergence import pairwise_fisher, wilson_interval
+from rlmu.stats.metrics import AGGREGATES
+from rlmu.stats.profiles import performance_profiles
+from rlmu.utils.io import atomic_write_json, atomic_write_text
+
+STATS_DIR = "stats"
+META = "meta.json"
+VIEWS: dict[str, str] = {"all": "all seeds", "converged": "converged seeds only"}
+ALL_TASKS = "all tasks"
+TABLES = ("aggregates", "poi", "profiles", "curves", "convergence", "convergence_pairs", "claims")
+_MAX_CURVE_POINTS = 300
+# Columns of each table, so that an empty table is still a well-formed CSV.
+COLUMNS: dict[str, list[str]] = {
+    "aggregates": ["view", "scope", "variant", "metric", "point", "low", "high", "n_runs", "n_tasks"],
+    "poi": ["view", "scope", "x", "y", "point", "low", "high", "n_runs_x", "n_runs_y"],
+    "profiles": ["view", "scope", "variant", "tau", "point", "low", "high"],
+    "curves": ["view", "task", "variant", "env_steps", "point", "low", "high", "n_runs"],
+    "convergence": ["task", "variant", "converged", "n", "rate", "low", "high", "threshold"],
+    "convergence_pairs": ["task", "a", "b", "rate_a", "rate_b", "diff", "diff_low", "diff_high", "p_value"],
+    "claims": [
+        "id",
+        "claim",
+        "source",
+        "task",
+        "statistic",
+        "value",
+        "low",
+        "high",
+        "n_seeds",
+        "verdict",
+        "seeds_needed",
+        "detail",
+    ],
+}
+
+
+@dataclass
+class StatsParams:
+    seed: int = 0
+    reps: int = 50_000  # aggregate metrics and probability of improvement
+    curve_reps: int = 2_000  # IQM curves and performance profiles (one interval per point)
+    confidence: float = 0.95
+    profile_points: int = 51  # thresholds tau evenly spaced in [0, 1] (normalised score)
+
+    def validate(self) -> None:
+        for name in ("reps", "curve_reps", "profile_points"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
+
+@dataclass
+class StatsResult:
+    tables: dict[str, pd.DataFrame]
+    notes: list[str] = field(default_factory=list)
+
+
+def included_runs(agg: Aggregation, view: str) -> pd.DataFrame:
+    """Run-status rows entering the statistics of ``view`` (sorted by task, variant, seed)."""
+    st = agg.status[agg.status["category"] == INCLUDED]
+    if view == "converged":
+        st = st[st["converged"] == True]  # noqa: E712  (object column holding True/False/None)
+    return st.sort_values(["task", "variant", "seed"]).reset_index(drop=True)
+
+
+def final_scores(agg: Aggregation, view: str, notes: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """scope -> variant -> normalised final scores ``(runs, tasks)``."""
+    st = included_runs(agg, view)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for task, g in st.groupby("task", sort=True):
+        out[task] = {
+            v: gv["final_normalised"].to_numpy(float)[:, None] for v, gv in g.groupby("variant", sort=True)
+        }
+    tasks = sorted(out)
+    if len(tasks) > 1:
+        variants = sorted(set().union(*(out[t] for t in tasks)))
+        joint = {}
+        for v in variants:
+            counts = [len(out[t][v]) if v in out[t] else 0 for t in tasks]
+            if len(set(counts)) == 1 and counts[0] > 0:
+                joint[v] = np.concatenate([out[t][v] for t in tasks], axis=1)
+            else:
+                notes.append(
+                    f"{VIEWS[view]}: {v} is left out of the '{ALL_TASKS}' scope: its run counts per task differ "
+                    f"({', '.join(f'{t}={c}' for t, c in zip(tasks, counts, strict=True))})"
+                )
+        if joint:
+            out[ALL_TASKS] = joint
+    return out
+
+
+def curve_arrays(agg: Aggregation, view: str) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """task -> variant -> (env_steps grid (T,), normalised scores (runs, T)).
+
+    Runs are aligned on env_steps by linear interpolation onto the variant's grid: the evaluation points of
+    its runs, up to the end of its shortest completed run. Beyond a run's last point (a diverged run)
+    its last return is carried forward (``np.interp``'s end rule).
+    """
+    st = included_runs(agg, view)
+    by_run = {
+        key: r for key, r in agg.runs[agg.runs["included"]].groupby(["task", "variant", "seed"], sort=False)
+    }
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for (task, variant), g in st.groupby(["task", "variant"], sort=True):
+        curves = []
+        for seed in g["seed"]:
+            r = by_run[(task, variant, int(seed))]
+            curves.append((r["env_steps"].to_numpy(float), r["normalised_return"].to_numpy(float)))
+        completed = g["status"] == "completed"
+        ends = g.loc[completed, "final_env_steps"] if completed.any() else g["final_env_steps"]
+        end = float(ends.min())
+        grid = np.unique(np.concatenate([x for x, _ in curves]))
+        grid = grid[grid <= end]
+        if len(grid) > _MAX_CURVE_POINTS:
+            grid = np.linspace(grid[0], grid[-1], _MAX_CURVE_POINTS)
+        y = np.stack([np.interp(grid, x, v) for x, v in curves])
+        out.setdefault(task, {})[variant] = (grid, y)
+    return out
+
+
+def _fmt_interval(point, low, high, digits=3) -> str:
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def compute_stats(agg: Aggregation, params: StatsParams | None = None) -> StatsResult:
+    """Compute every table; pure (no I/O)."""
+    params = params or StatsParams()
+    params.validate()
+    notes: list[str] = []
+    rows = {name: [] for name in TABLES}
+    taus = np.linspace(0.0, 1.0, int(params.profile_points))
+    for view in VIEWS:
+        scores = final_scores(agg, view, notes)
+        for scope, by_variant in scores.items():
+            n_tasks = next(iter(by_variant.values())).shape[1]
+            intervals = aggregate_intervals(
+                by_variant, AGGREGATES, reps=params.reps, confidence=params.confidence, seed=params.seed
+            )
+            for v, metrics in intervals.items():
+                for m, iv in metrics.items():
+                    rows["aggregates"].append(
+                        dict(
+                            view=view,
+                            scope=scope,
+                            variant=v,
+                            metric=m,
+                            point=iv.point,
+                            low=iv.low,
+                            high=iv.high,
+                            n_runs=by_variant[v].shape[0],
+                            n_tasks=n_tasks,
+                        )
+                    )
+            if len(by_variant) > 1:
+                # P(Y > X) = 1 - P(X > Y) on every resample (ties count one half on both sides), so each
+                # unordered pair is bootstrapped once and its reverse is derived exactly.
+                names = sorted(by_variant)
+                pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+                poi = probability_of_improvement(
+                    by_variant, pairs=pairs, reps=params.reps, confidence=params.confidence, seed=params.seed
+                )
+                for (a, b), iv in poi.items():
+                    for x, y, point, low, high in (
+                        (a, b, iv.point, iv.low, iv.high),
+                        (b, a, 1.0 - iv.point, 1.0 - iv.high, 1.0 - iv.low),
+                    ):
+                        rows["poi"].append(
+                            dict(
+                                view=view,
+                                scope=scope,
+                                x=x,
+                                y=y,
+                                point=point,
+                                low=low,
+                                high=high,
+                                n_runs_x=by_variant[x].shape[0],
+                                n_runs_y=by_variant[y].shape[0],
+                            )
+                        )
+            profiles = performance_profiles(
+                by_variant, taus, reps=params.curve_reps, confidence=params.confidence, seed=params.seed
+            )
+            for v, (p, lo, hi) in profiles.items():
+                for k, tau in enumerate(taus):
+                    rows["profiles"].append(
+                        dict(
+                            view=view,
+                            scope=scope,
+                            variant=v,
+                            tau=float(tau),
+                            point=float(p[k]),
+                            low=float(lo[k]),
+                            high=float(hi[k]),
+                        )
+                    )
+        for task, by_variant in curve_arrays(agg, view).items():
+            res = iqm_curves(
+                {v: y for v, (_, y) in by_variant.items()},
+                reps=params.curve_reps,
+                confidence=params.confidence,
+                seed=params.seed,
+            )
+            for v, (p, lo, hi) in res.items():
+                grid, y = by_variant[v]
+                for k in range(len(grid)):
+                    rows["curves"].append(
+                        dict(
+                            view=view,
+                            task=task,
+                            variant=v,
+                            env_steps=float(grid[k]),
+                            point=float(p[k]),
+                            low=float(lo[k]),
+                            high=float(hi[k]),
+                            n_runs=y.shape[0],
+                        )
+                    )
+        if view == "converged":
+            all_variants = set(included_runs(agg, "all")["variant"])
+            missing = sorted(all_variants - set(included_runs(agg, view)["variant"]))
+            if missing:
+                notes.append(
+                    f"{VIEWS[view]}: no converged seed for {', '.join(missing)}; left out of this view"
+                )
+    # Convergence (all seeds only). Counts come from the aggregation's per-run decision, so a diverged
+    # run is not converged whatever its last return was.
+    st = included_runs(agg, "all")
+    for task, gt in st.groupby("task", sort=True):
+        counts = []
+        for v, g in gt.groupby("variant", sort=True):
+            k, n = int((g["converged"] == True).sum()), len(g)  # noqa: E712
+            rate, lo, hi = wilson_interval(k, n, params.confidence)
+            counts.append(dict(method=v, converged=k, n=n))
+            rows["convergence"].append(
+                dict(
+                    task=task,
+                    variant=v,
+                    converged=k,
+                    n=n,
+                    rate=rate,
+                    low=lo,
+                    high=hi,
+                    threshold=agg.thresholds.get(task, np.nan),
+                )
+            )
+        if len(counts) > 1:
+            for r in pairwise_fisher(pd.DataFrame(counts), confidence=params.confidence).to_dict("records"):
+                rows["convergence_pairs"].append({"task": task, **r})
+    tables = {name: pd.DataFrame(r) if r else pd.DataFrame(columns=COLUMNS[name]) for name, r in rows.items()}
+    tables["claims"] = _claims_rows(agg, params, notes)
+    return StatsResult(tables=tables, notes=notes)
+
+
+def claims_input(agg: Aggregation) -> pd.DataFrame:
+    """The tidy epochs table of the included runs, as ``StudyData.from_table`` reads it.
+
+    A diverged run is extended to the end of its group's longest completed run at its last return (the
+    same carry-forward as the curves), so that the claims' curves are not cut at the step it diverged.
+    """
+    runs = agg.runs[agg.runs["included"]]
+    parts = [runs[runs["status"] != "diverged"]]
+    for (task, variant), g in runs[runs["status"] == "diverged"].groupby(["task", "variant"], sort=True):
+        done = runs[(runs["task"] == task) & (runs["variant"] == variant) & (runs["status"] == "completed")]
+        for _, r in g.groupby("seed", sort=True):
+            last = r.iloc[-1]
+            later = np.unique(done["env_steps"].to_numpy())
+            later = later[later > last["env_steps"]]
+            parts.append(r)
+            if len(later):
+                ext = pd.DataFrame([last] * len(later)).reset_index(drop=True)
+                ext["env_steps"] = later.astype(r["env_steps"].dtype)
+                parts.append(ext)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _claims_rows(agg: Aggregation, params: StatsParams, notes: list[str]) -> pd.DataFrame:
+    """Claims C1-C8 (``rlmu.stats.claims``), evaluated on all included seeds.
+
+    Claims have no converged-only view of their own: C4 compares both views inside the claim, and the
+    convergence-rate claims are meaningless among converged seeds. Convergence flags are the aggregation's
+    (a diverged run is not converged whatever its last return), not recomputed from the final return.
+    """
+    table = claims_input(agg)
+    if table.empty:
+        notes.append("claims: no included runs, no claim can be evaluated")
+        return pd.DataFrame(columns=COLUMNS["claims"])
+    study = StudyData.from_table(table, converge_thresholds=agg.thresholds or None)
+    inc = agg.status[agg.status["category"] == INCLUDED]
+    flags = {(r.task, r.variant, int(r.seed)): bool(r.converged == True) for r in inc.itertuples()}  # noqa: E712
+    for key, g in list(study.groups.items()):
+        conv = np.array([flags[(g.task, g.variant, int(s))] for s in g.seeds], dtype=bool)
+        study.groups[key] = dataclasses.replace(g, converged=conv)
+    results = evaluate_claims(study, seed=params.seed, reps=params.reps, curve_reps=params.curve_reps)
+    df = claims_table(results).reindex(columns=COLUMNS["claims"])
+    df["seeds_needed"] = df["seeds_needed"].astype("Int64")
+    return df
+
+
+# ----------------------------------------------------------------------------------------- writing
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub Markdown table; floats rounded to ``digits`` decimals."""
+    if df.empty:
+        return "_(no rows)_\n"
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        cells = []
+        for v in row:
+            if isinstance(v, float | np.floating):
+                cells.append("" if np.isnan(v) else f"{v:.{digits}f}")
+            else:
+                cells.append(str(v).replace("|", "\\|").replace("\n", " "))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_views(name: str, df: pd.DataFrame) -> str:
+    """A table's Markdown file: one section per view when the table has a ``view`` column."""
+    out = [f"# {name}\n"]
+    if "view" in df.columns:
+        for view, label in VIEWS.items():
+            out.append(f"\n## {label}\n\n")
+            out.append(to_markdown(df[df["view"] == view].drop(columns="view")))
+    else:
+        out.append("\n" + to_markdown(df))
+    return "".join(out)
+
+
+def write_stats(study_dir: str | Path, result: StatsResult, params: StatsParams, fingerprint: str) -> Path:
+    out = Path(study_dir) / STATS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in result.tables.items():
+        atomic_write_text(
+            out / f"{name}.csv", df.to_csv(index=False, lineterminator="\n", float_format="%.10g")
+        )
+        atomic_write_text(out / f"{name}.md", markdown_views(name, df))
+    atomic_write_json(
+        out / META, {"params": asdict(params), "fingerprint": fingerprint, "notes": result.notes}
+    )
+    return out
+
+
+def load_stats(study_dir: str | Path) -> tuple[dict[str, pd.DataFrame], dict]:
+    out = Path(study_dir) / STATS_DIR
+    tables = {}
+    for name in TABLES:
+        path = out / f"{name}.csv"
+        try:
+            tables[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        except pd.errors.EmptyDataError:
+            tables[name] = pd.DataFrame()
+    meta = json.loads((out / META).read_text())
+    return tables, meta

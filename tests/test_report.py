@@ -1,0 +1,124 @@
+"""``rlmu stats`` / ``rlmu report`` on small synthetic studies (few bootstrap repetitions: fast)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from study_factory import VariantSpec, inject_fault, write_study
+
+from rlmu.cli import main
+from rlmu.report.tables import TABLES
+
+FAST = ["--reps", "300", "--curve-reps", "50"]
+VARIANTS = {"sac": VariantSpec(p_converge=0.75), "rlv": VariantSpec(p_converge=0.5, speed=2.0)}
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    study = write_study(tmp_path_factory.mktemp("r") / "small", variants=VARIANTS, seeds=4, epochs=15)
+    inject_fault(study / "runs/push/sac/seed_3", "truncated")
+    assert main(["report", str(study), *FAST]) == 0
+    return study
+
+
+def test_report_html_is_self_contained(reported):
+    html = (reported / "report.html").read_text()
+    assert "<title>rlmu report: small</title>" in html
+    figures = sorted(p.stem for p in (reported / "figures").glob("*.png"))
+    assert len(figures) == 9  # 4 kinds x (a, b) + convergence
+    assert html.count('src="data:image/png;base64,') == len(figures)
+    # No external request of any kind: every src/href is a data URI or an in-page anchor.
+    for attr in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert attr.startswith(("data:", "#")), attr
+    assert "default-src 'none'" in html
+    for section in ('id="claims"', 'id="figures"', 'id="runs"', 'id="config"', 'id="provenance"'):
+        assert section in html
+    # The broken run is named, with its reason; the study config is embedded.
+    assert "runs/push/sac/seed_3" in html and "half-written" in html
+    assert "seeds: 4" in html
+
+
+def test_report_claims_table(reported):
+    html = (reported / "report.html").read_text()
+    claims = (reported / "stats" / "claims.csv").read_text()
+    assert len(claims.strip().splitlines()) == 1 + 8  # header + C1..C8
+    assert '<td class="verdict">' in html
+    for verdict in re.findall(r'<td class="verdict">([^<]*)</td>', html):
+        assert verdict in ("supported", "contradicted", "inconclusive", "not measured")
+    # The study has sac and rlv on push: the convergence-rate claims C2 (rlv) and C3 (sac) are measured.
+    for cid in ("C2", "C3"):
+        row = re.search(rf"<tr class=\"(ok|bad|warn)\"><td>{cid}</td>", html)
+        assert row, cid
+
+
+def test_report_markdown_and_stats_files(reported):
+    md = (reported / "report.md").read_text()
+    assert md.startswith("# rlmu report: small")
+    assert "## Claims" in md and "## Aggregate metrics: all seeds" in md and "## Convergence rates" in md
+    assert "runs/push/sac/seed_3" in md
+    for name in TABLES:
+        assert (reported / "stats" / f"{name}.csv").is_file()
+        assert (reported / "stats" / f"{name}.md").is_file()
+    agg = (reported / "stats" / "aggregates.csv").read_text()
+    assert agg.startswith("view,scope,variant,metric,point,low,high,n_runs,n_tasks\n")
+    # sac has 3 included runs (seed_3 is broken), rlv 4.
+    assert ",push,sac,IQM," in agg and re.search(r"^all,push,sac,IQM,[^\n]*,3,1$", agg, re.M)
+    assert re.search(r"^all,push,rlv,IQM,[^\n]*,4,1$", agg, re.M)
+
+
+def test_report_rerun_skips_up_to_date_steps(reported, capsys):
+    assert main(["report", str(reported), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "aggregate: up to date" in out and "stats: up to date" in out and "figures: up to date" in out
+    # Changing the statistics parameters recomputes the statistics, not the aggregate.
+    assert main(["report", str(reported), "--reps", "301", "--curve-reps", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "aggregate: up to date" in out and "stats: up to date" not in out
+
+
+def test_stats_are_deterministic(tmp_path):
+    a = write_study(tmp_path / "a", variants=VARIANTS, seeds=3, epochs=10, rng_seed=3)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    assert main(["stats", str(a), *FAST, "--seed", "7"]) == 0
+    assert main(["stats", str(b), *FAST, "--seed", "7"]) == 0
+    for name in TABLES:
+        assert (a / "stats" / f"{name}.csv").read_bytes() == (b / "stats" / f"{name}.csv").read_bytes(), name
+    assert main(["stats", str(b), *FAST, "--seed", "8"]) == 0
+    assert (a / "stats" / "aggregates.csv").read_bytes() != (b / "stats" / "aggregates.csv").read_bytes()
+
+
+def test_empty_study_gives_a_report_saying_no_runs(tmp_path, capsys):
+    study = tmp_path / "empty"
+    (study / "runs").mkdir(parents=True)
+    assert main(["report", str(study), *FAST]) == 0
+    html = (study / "report.html").read_text()
+    assert "0 run directories" in html and "No figures" in html
+    assert "no run directories found" in capsys.readouterr().err
+
+
+def test_not_a_study_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "no runs/ folder" in err and "Traceback" not in err
+
+
+def test_all_runs_broken_still_gives_a_report(tmp_path):
+    study = write_study(tmp_path / "broken", variants={"sac": VariantSpec()}, seeds=2, epochs=5)
+    inject_fault(study / "runs/push/sac/seed_0", "wrong_columns")
+    inject_fault(study / "runs/push/sac/seed_1", "nan_rows")
+    assert main(["report", str(study), *FAST]) == 0
+    html = (study / "report.html").read_text()
+    assert "runs/push/sac/seed_0" in html and "runs/push/sac/seed_1" in html
+    assert "No figures" in html
+
+
+def test_bad_parameters_are_user_errors(tmp_path, capsys):
+    study = write_study(tmp_path / "p", variants={"sac": VariantSpec()}, seeds=2, epochs=5)
+    assert main(["stats", str(study), "--reps", "0"]) == 2
+    assert "reps must be a positive integer" in capsys.readouterr().err
+    (study / "bad.yaml").write_text("converge_thresholds: {push: high}\n")
+    assert main(["stats", str(study), "--config", str(study / "bad.yaml")]) == 2
+    assert "converge_thresholds.push must be a number" in capsys.readouterr().err
