@@ -1,0 +1,70 @@
+# Aggregation, statistics, figures and the HTML report. Inputs are the runs' run.json files, so adding
+# seeds reruns only the new training jobs and these steps.
+
+
+rule aggregate:
+    input:
+        IMAGE,
+        runs=[f"{d}/run.json" for d in run_dirs()],
+    output:
+        f"{STUDY_DIR}/aggregate/runs.parquet",
+        f"{STUDY_DIR}/aggregate/manifest.json",
+    params:
+        study_dir=lambda w, output: Path(output[0]).parent.parent,
+        config=workflow.configfiles[-1],
+    log:
+        f"{LOGS}/aggregate.log",
+    container: CONTAINER
+    threads: 1
+    resources:
+        mem_mb=res("report", "mem_mb", 8000),
+        runtime=res("report", "runtime", 120),
+    shell:
+        "rlmu aggregate {params.study_dir} --config {params.config} > {log} 2>&1"
+
+
+rule stats:
+    input:
+        IMAGE,
+        rules.aggregate.output,
+    output:
+        f"{STUDY_DIR}/stats/meta.json",
+    params:
+        study_dir=lambda w, output: Path(output[0]).parent.parent,
+        config=rules.aggregate.params.config,
+        stats=config["stats"],
+    log:
+        f"{LOGS}/stats.log",
+    container: CONTAINER
+    threads: res("report", "threads", 2)
+    resources:
+        mem_mb=res("report", "mem_mb", 8000),
+        runtime=res("report", "runtime", 120),
+    shell:
+        "rlmu stats {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
+        " --curve-reps {params.stats[curve_reps]} > {log} 2>&1"
+
+
+# `rlmu report` draws the figures (figures/, both "all seeds" and "converged seeds" versions) and writes
+# report.html + report.md; it reuses the aggregate and statistics made above (their fingerprints match).
+rule report:
+    input:
+        IMAGE,
+        rules.stats.output,
+    output:
+        f"{STUDY_DIR}/report.html",
+        f"{STUDY_DIR}/report.md",
+    params:
+        study_dir=lambda w, output: Path(output[0]).parent,
+        config=rules.aggregate.params.config,
+        stats=config["stats"],
+    log:
+        f"{LOGS}/report.log",
+    container: CONTAINER
+    threads: 1
+    resources:
+        mem_mb=res("report", "mem_mb", 8000),
+        runtime=res("report", "runtime", 120),
+    shell:
+        "rlmu report {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
+        " --curve-reps {params.stats[curve_reps]} > {log} 2>&1"
