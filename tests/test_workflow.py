@@ -228,3 +228,22 @@ def test_killed_snakemake_resumes_without_redoing_finished_runs(fake_env):
     assert all(calls[r] == 1 for r in finished), calls  # finished before the kill: not redone
     assert all(calls[r] == 2 for r in running), calls  # interrupted: run again (resumes in rlmu train)
     assert len(calls) == 4 and (work / "results/tiny/report.html").exists()
+
+
+def test_profile_slurm_from_repo_root_plans_the_paper_study(tmp_path):
+    """`snakemake --profile slurm` (no other argument) finds ./slurm and plans the paper study on Slurm.
+
+    A dry run only asks whether an `apptainer` command exists (the image cannot be built here), so a
+    one-line stand-in that reports a version is put on PATH; nothing is executed.
+    """
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "apptainer").write_text("#!/bin/sh\necho 'apptainer version 1.3.4'\n")
+    (fake_bin / "apptainer").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake_bin}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+               RLMU_SLURM_ACCOUNT="acct", RLMU_SLURM_PARTITION="part")
+    cmd = ["timeout", "-k", "10", str(TIMEOUT), SNAKEMAKE, "--profile", "slurm", "-n"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT + 30)
+    assert out.returncode == 0, out.stderr + out.stdout
+    counts = job_counts(out.stdout)
+    assert counts["train"] == 14 * 10 + 4 * 10 and counts["container"] == 1
