@@ -3,7 +3,10 @@
 A run directory ``results/{study}/runs/{task}/{variant}/seed_{n}/`` holds:
 
 - ``progress.csv``: one row per epoch, columns ``PROGRESS_COLUMNS`` in this order. Loss columns of parts
-  a variant does not use are empty (read as NaN).
+  a variant does not use are empty (read as NaN). Everything in it is a function of the config and the
+  seed: the same run on the same CPU build gives a byte-identical file, resumed or not.
+- ``timing.csv``: one row per epoch, columns ``TIMING_COLUMNS``: throughput and wall time, which measure
+  the machine and so are kept apart from the reproducible rows.
 - ``run.json``: the run record (``RUN_RECORD_KEYS``): seed, status, versions, git revision, device, ...
 - ``config.yaml``: the fully resolved configuration the run used.
 - ``checkpoints/``: resumable state (trainer-owned, not part of the result).
@@ -14,6 +17,7 @@ from __future__ import annotations
 PROGRESS_SCHEMA_VERSION = 1
 
 PROGRESS_FILE = "progress.csv"
+TIMING_FILE = "timing.csv"
 RUN_RECORD_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 
@@ -36,6 +40,10 @@ PROGRESS_COLUMNS: tuple[str, ...] = (
     "loss_mem",
     "loss_distance",  # VIRL distance model
     "updates",  # gradient updates so far
+)
+
+TIMING_COLUMNS: tuple[str, ...] = (
+    "epoch",
     "steps_per_second",  # environment steps per wall-clock second in this epoch, updates included
     "wall_time_s",  # wall time since the run started (summed over resumes)
 )

@@ -88,6 +88,9 @@ def write_run(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(schema.PROGRESS_COLUMNS)
+    timing_buf = io.StringIO()
+    timing_writer = csv.writer(timing_buf, lineterminator="\n")
+    timing_writer.writerow(schema.TIMING_COLUMNS)
     wall = 0.0
     for i in range(epochs):
         sps = float(rng.uniform(40, 60))
@@ -110,8 +113,6 @@ def write_run(
             "loss_mem": abs(rng.normal(1.5, 0.1)) if "rlmu" in variant else np.nan,
             "loss_distance": np.nan,
             "updates": max(0, (i + 1) * steps_per_epoch - 1000),
-            "steps_per_second": sps,
-            "wall_time_s": wall,
         }
         writer.writerow(
             [
@@ -119,7 +120,9 @@ def write_run(
                 for c in schema.PROGRESS_COLUMNS
             ]
         )
+        timing_writer.writerow([i + 1, _fmt(sps), _fmt(wall)])
     (run_dir / schema.PROGRESS_FILE).write_text(buf.getvalue())
+    (run_dir / schema.TIMING_FILE).write_text(timing_buf.getvalue())
     record = {
         "schema_version": schema.PROGRESS_SCHEMA_VERSION,
         "study": Path(study_dir).name,

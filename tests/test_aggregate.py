@@ -55,7 +55,7 @@ def test_faults_reported_by_path_and_excluded(faulty_study):
     expected_reason = {
         "truncated": "half-written",
         "wrong_columns": "unexpected columns return",
-        "missing_column": "missing columns wall_time_s",
+        "missing_column": "missing columns updates",
         "nan_rows": "line 4: no finite value in required column eval_return_mean",
         "bad_run_json": "not valid JSON",
         "missing_run_json": "run.json is missing",

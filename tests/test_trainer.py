@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from test_resume import deterministic_rows, tiny_overrides, write_acrobot_videos
+from test_resume import progress_rows, tiny_overrides, write_acrobot_videos
 
 from rlmu.cli import UserError
-from rlmu.schema import PROGRESS_COLUMNS
+from rlmu.schema import PROGRESS_COLUMNS, TIMING_COLUMNS
 from rlmu.train import DIVERGED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from rlmu.train.config import load_config
 from rlmu.train.trainer import Trainer
@@ -34,20 +34,25 @@ def test_same_seed_gives_identical_csv_and_record(tmp_path):
     assert _train(cfg, tmp_path / "a") == 0
     assert _train(cfg, tmp_path / "b") == 0
     a, b = (
-        deterministic_rows(tmp_path / "a" / "progress.csv"),
-        deterministic_rows(tmp_path / "b" / "progress.csv"),
+        progress_rows(tmp_path / "a" / "progress.csv"),
+        progress_rows(tmp_path / "b" / "progress.csv"),
     )
     assert a == b
-    assert a[0] == [c for c in PROGRESS_COLUMNS if c not in ("steps_per_second", "wall_time_s")]
-    assert [r[0] for r in a[1:]] == ["1", "2", "3"]
-    row = dict(zip(a[0], a[-1], strict=True))
+    assert (tmp_path / "a" / "progress.csv").read_bytes() == (tmp_path / "b" / "progress.csv").read_bytes()
+    rows = a
+    assert rows[0] == list(PROGRESS_COLUMNS)
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    row = dict(zip(rows[0], rows[-1], strict=True))
+    timing = progress_rows(tmp_path / "a" / "timing.csv")
+    assert timing[0] == list(TIMING_COLUMNS) and [r[0] for r in timing[1:]] == ["1", "2", "3"]
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 for r in timing[1:])
     assert row["env_steps"] == "300" and row["loss_inverse"] == "" and row["loss_critic"] != ""
     rec = json.loads((tmp_path / "a" / "run.json").read_text())
     assert rec["status"] == "completed" and rec["seed"] == 1 and rec["versions"]["torch"]
     assert (tmp_path / "a" / "config.yaml").read_text() == cfg.to_yaml()
     # Another seed gives another run.
     assert _train(_cfg(extra=["seed=2"]), tmp_path / "c") == 0
-    assert deterministic_rows(tmp_path / "c" / "progress.csv") != a
+    assert progress_rows(tmp_path / "c" / "progress.csv") != a
 
 
 def _preempt_at(trainer: Trainer, step: int) -> None:
@@ -68,7 +73,7 @@ def test_preempt_mid_episode_then_resume_is_exact(tmp_path, acrobot_data, varian
     data = None if variant == "sac" else acrobot_data
     cfg = _cfg(variant, data)
     assert _train(cfg, tmp_path / "ref") == 0
-    expected = deterministic_rows(tmp_path / "ref" / "progress.csv")
+    expected = progress_rows(tmp_path / "ref" / "progress.csv")
 
     t = Trainer(cfg, tmp_path / "run", progress=False, log=lambda m: None)
     _preempt_at(t, step)
@@ -77,13 +82,13 @@ def test_preempt_mid_episode_then_resume_is_exact(tmp_path, acrobot_data, varian
     assert rec["status"] == "preempted" and rec["env_steps"] == step
     assert t.state["episode_step"] > 0  # the checkpoint is mid-episode: resume replays its actions
     assert _train(cfg, tmp_path / "run") == 0
-    assert deterministic_rows(tmp_path / "run" / "progress.csv") == expected
+    assert progress_rows(tmp_path / "run" / "progress.csv") == expected
 
 
 def test_rows_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     cfg = _cfg(extra=["checkpoint_every=2"])
     assert _train(cfg, tmp_path / "ref") == 0
-    expected = deterministic_rows(tmp_path / "ref" / "progress.csv")
+    expected = progress_rows(tmp_path / "ref" / "progress.csv")
     t = Trainer(cfg, tmp_path / "run", progress=False, log=lambda m: None)
     original = t._end_epoch
 
@@ -95,9 +100,9 @@ def test_rows_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     t._end_epoch = end_epoch
     with pytest.raises(KeyboardInterrupt):
         t.run()
-    assert len(deterministic_rows(tmp_path / "run" / "progress.csv")) == 4
+    assert len(progress_rows(tmp_path / "run" / "progress.csv")) == 4
     assert _train(cfg, tmp_path / "run") == 0
-    assert deterministic_rows(tmp_path / "run" / "progress.csv") == expected
+    assert progress_rows(tmp_path / "run" / "progress.csv") == expected
 
 
 def test_nan_gives_diverged_with_step_and_loss(tmp_path, monkeypatch):
@@ -233,7 +238,7 @@ def test_pixel_smoke_every_variant(tmp_path, push_data, variant):
         ],
     )
     assert _train(cfg, tmp_path / "run") == 0
-    rows = deterministic_rows(tmp_path / "run" / "progress.csv")
+    rows = progress_rows(tmp_path / "run" / "progress.csv")
     row = dict(zip(rows[0], rows[-1], strict=True))
     assert row["env_steps"] == "200" and row["updates"] == "101"
     assert (row["loss_inverse"] != "") == (variant != "sac")
@@ -260,6 +265,6 @@ def test_pixel_preempt_mid_episode_then_resume_is_exact(tmp_path, push_data):
     _preempt_at(t, 150)
     assert t.run() == PREEMPTED_EXIT_CODE and t.state["episode_step"] == 50
     assert _train(cfg, tmp_path / "run") == 0
-    assert deterministic_rows(tmp_path / "run" / "progress.csv") == deterministic_rows(
+    assert progress_rows(tmp_path / "run" / "progress.csv") == progress_rows(
         tmp_path / "ref" / "progress.csv"
     )

@@ -103,6 +103,33 @@ def _number(text: str, line: int, column: str) -> float:
         raise _BadRun(f"line {line}, column {column}: {text!r} is not a number") from None
 
 
+TIMING_VALUES = [c for c in schema.TIMING_COLUMNS if c != "epoch"]
+
+
+def merge_timing(progress: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, str | None]:
+    """Add the throughput columns of ``timing.csv`` to a run's progress rows, matched by epoch.
+
+    Timing is not part of a run's result: a missing or unreadable file leaves the columns empty and
+    returns the problem as a message (shown as a warning) instead of excluding the run.
+    """
+    out = progress.copy()
+    for col in TIMING_VALUES:
+        out[col] = np.nan
+    if not path.exists():
+        return out, "missing" if len(progress) else None
+    try:
+        timing = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        return out, f"unreadable ({str(exc).splitlines()[0]})"
+    if list(timing.columns) != list(schema.TIMING_COLUMNS):
+        return out, f"columns {list(timing.columns)}, expected {list(schema.TIMING_COLUMNS)}"
+    timing = timing.apply(pd.to_numeric, errors="coerce").drop_duplicates("epoch", keep="last")
+    by_epoch = timing.set_index("epoch")
+    for col in TIMING_VALUES:
+        out[col] = progress["epoch"].map(by_epoch[col]).to_numpy(dtype=float)
+    return out, None
+
+
 def read_progress(path: Path, status: str = "") -> pd.DataFrame:
     """Parse and validate one progress.csv; raise ``_BadRun`` with a precise reason on any defect.
 
@@ -282,6 +309,9 @@ def aggregate_study(
                         f"{schema.RUN_RECORD_FILE} says {key} {record[key]!r}, the directory says {expected!r}"
                     )
             df = read_progress(run_dir / schema.PROGRESS_FILE, st.status)
+            df, timing_problem = merge_timing(df, run_dir / schema.TIMING_FILE)
+            if timing_problem:
+                warnings.append(f"{rel}/{schema.TIMING_FILE}: {timing_problem}; throughput left empty")
         except _BadRun as exc:
             st.reason = str(exc)
             name = schema.PROGRESS_FILE if schema.RUN_RECORD_FILE not in str(exc) else schema.RUN_RECORD_FILE
@@ -329,7 +359,9 @@ def aggregate_study(
     runs = (
         pd.concat(frames, ignore_index=True)
         if frames
-        else pd.DataFrame(columns=id_cols + list(schema.PROGRESS_COLUMNS) + ["normalised_return"])
+        else pd.DataFrame(
+            columns=id_cols + list(schema.PROGRESS_COLUMNS) + TIMING_VALUES + ["normalised_return"]
+        )
     )
     runs = runs.astype({"task": str, "variant": str, "seed": "int64", "status": str, "included": bool})
     for col in ("epoch", "env_steps", "updates"):

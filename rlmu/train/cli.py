@@ -38,7 +38,7 @@ def add_subcommands(subparsers) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rlmu.schema import CONFIG_FILE, PROGRESS_FILE, RUN_RECORD_FILE
+    from rlmu.schema import CONFIG_FILE, PROGRESS_FILE, RUN_RECORD_FILE, TIMING_FILE
     from rlmu.train import CHECKPOINT_DIR
     from rlmu.train.config import load_config
     from rlmu.train.record import read_record
@@ -46,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     run_dir = args.run_dir if args.run_dir is not None else cfg.default_run_dir()
     if args.restart:
-        for name in (PROGRESS_FILE, RUN_RECORD_FILE, CONFIG_FILE):
+        for name in (PROGRESS_FILE, TIMING_FILE, RUN_RECORD_FILE, CONFIG_FILE):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
         shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)

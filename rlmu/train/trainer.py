@@ -11,7 +11,7 @@ given seed and actions; the last replayed observation is compared byte for byte 
 mismatch stops the run). Evaluation episodes use their own environment, reset with seeds derived from
 (run seed, epoch, episode). All other randomness (random-phase actions, replay samplers, the agent's
 torch generator, the global torch / numpy / Python generators) is in the checkpoint. So a resumed run
-produces the same progress rows, byte for byte, except the two timing columns.
+produces the same progress rows, byte for byte (throughput and wall time go to ``timing.csv``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlmu.schema import CONFIG_FILE, LOSS_COLUMNS, PROGRESS_COLUMNS, PROGRESS_FILE
+from rlmu.schema import (
+    CONFIG_FILE,
+    LOSS_COLUMNS,
+    PROGRESS_COLUMNS,
+    PROGRESS_FILE,
+    TIMING_COLUMNS,
+    TIMING_FILE,
+)
 from rlmu.tasks import get_task
 from rlmu.train import (
     CHECKPOINT_DIR,
@@ -76,10 +83,10 @@ def format_cell(value: Any) -> str:
     return "" if math.isnan(x) else repr(x)
 
 
-def render_csv(rows: list[list[str]]) -> str:
+def render_csv(rows: list[list[str]], columns: tuple[str, ...] = PROGRESS_COLUMNS) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(PROGRESS_COLUMNS)
+    w.writerow(columns)
     w.writerows(rows)
     return buf.getvalue()
 
@@ -150,6 +157,7 @@ class Trainer:
         self.state = self._fresh_state()
         self.episode_actions: list[np.ndarray] = []
         self.rows: list[list[str]] = []
+        self.timing_rows: list[list[str]] = []
         self.record: dict[str, Any] | None = None
         self._tb = None
 
@@ -184,6 +192,10 @@ class Trainer:
             "wall_time_s": 0.0,
         }
 
+    def _write_csvs(self) -> None:
+        atomic_write_text(self.run_dir / PROGRESS_FILE, render_csv(self.rows))
+        atomic_write_text(self.run_dir / TIMING_FILE, render_csv(self.timing_rows, TIMING_COLUMNS))
+
     # ------------------------------------------------------------------------------------ checkpoints
     def save(self) -> None:
         elapsed = time.monotonic() - self._session_t0
@@ -194,6 +206,7 @@ class Trainer:
             "config": self.cfg.model_dump(mode="json"),
             "trainer": state,
             "rows": self.rows,
+            "timing_rows": self.timing_rows,
             "episode_actions": np.asarray(self.episode_actions, dtype=np.float32).reshape(
                 -1, self.action_dim
             ),
@@ -216,6 +229,7 @@ class Trainer:
         set_global_rng_state(ckpt["global_rng"])
         self.state = dict(ckpt["trainer"])
         self.rows = [list(r) for r in ckpt["rows"]]
+        self.timing_rows = [list(r) for r in ckpt["timing_rows"]]
         self.episode_actions = list(ckpt["episode_actions"].numpy())
 
     def _replay_current_episode(self) -> np.ndarray | None:
@@ -261,8 +275,8 @@ class Trainer:
             record["started_at"] = old.get("started_at") or record["started_at"]
         self.record = record
         atomic_write_text(self.run_dir / CONFIG_FILE, cfg.to_yaml())
-        # Rewrite the CSV from the checkpoint's rows: rows written after the checkpoint are dropped.
-        atomic_write_text(self.run_dir / PROGRESS_FILE, render_csv(self.rows))
+        # Rewrite the CSVs from the checkpoint's rows: rows written after the checkpoint are dropped.
+        self._write_csvs()
         self._write_record("running")
         if resumed:
             self._log(
@@ -468,11 +482,12 @@ class Trainer:
             "wall_time_s": wall,
         }
         self.rows.append([format_cell(values[c]) for c in PROGRESS_COLUMNS])
+        self.timing_rows.append([format_cell(values[c]) for c in TIMING_COLUMNS])
         st["epoch"] = epoch
         st["epoch_loss_sum"], st["epoch_loss_count"], st["epoch_train_returns"] = {}, {}, []
         st["epoch_time_s"] = 0.0
         self._epoch_t0 = time.monotonic()
-        atomic_write_text(self.run_dir / PROGRESS_FILE, render_csv(self.rows))
+        self._write_csvs()
         self._write_record("running")
         if self._tb is not None:
             for k, v in values.items():
