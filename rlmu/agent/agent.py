@@ -1,0 +1,507 @@
+"""One agent for SAC, RLV and RLMU (METHODS section 3); the optional parts are switched on by ``AgentConfig``.
+
+Update (``Agent.update``), every number from the config:
+
+1. Encode. Pixel batches are random-shifted per sample (``augment.random_shift``; s and s' independently,
+   as DrQ; paired and MEM frames are not shifted). Each frame is encoded once: s_int, s_obs, s'_int with
+   gradients (s'_int feeds the inverse loss), s'_obs without (it only feeds the critic target and the
+   inverse model's detached action labels). Plain SAC: s with gradients, s' without.
+2. Losses, all at the same parameters (``losses.py``):
+   - ``loss_critic``: twin-Q soft TD on all 256 + 256 transitions; the observation actions are the inverse
+     model's predictions, detached; the target uses the target critic on the online encoder's features of
+     s' (no gradient, as DrQ-v2), so s' is encoded once.
+   - ``loss_actor``, ``loss_alpha``: SAC policy and temperature losses on all transitions. The actor reads
+     detached features by default (``sac.actor_updates_encoder = False``, as DrQ / SAC-AE: the actor
+     gradient through a shared pixel encoder is known to destabilise it), so the encoder is shaped by the
+     critic, inverse, domain and MEM losses.
+   - ``loss_inverse`` (Eq. 1), interaction transitions only.
+   - ``loss_discriminator``: BCE on f_enc(s) of both batches (interaction 0, observation 1), gradient to the
+     discriminator only. ``released`` mode feeds it detached features.
+   - ``loss_generator`` (``adversarial`` mode): the encoder's adversarial objective (flipped labels or
+     reversal, ``rlv.generator_loss``), gradient to the encoder only: a separate generator step.
+   - ``loss_paired`` (Eq. 2) on the paired frames, un-augmented.
+   - ``loss_mem`` (Eq. 6) every ``mem.period`` updates on a MEM batch, un-augmented.
+3. Every loss value is checked before any parameter moves; a non-finite one raises ``DivergenceError``.
+4. Gradients, each loss with respect to its own parameter groups only (``LOSS_GROUPS``), all computed at
+   the same parameters, then every optimizer steps (the simultaneous update of the [released] graph):
+
+   ====================  =============================  ==========================
+   loss                  parameter groups               scale
+   ====================  =============================  ==========================
+   loss_critic           encoder, critic                1
+   loss_actor            actor (+ encoder, if enabled)  1
+   loss_alpha            log_alpha                      1
+   loss_inverse          encoder, inverse_model         rlv.inverse_scale
+   loss_discriminator    discriminator                  rlv.discriminator_scale
+   loss_generator        encoder                        rlv.generator_scale
+   loss_paired           encoder                        rlv.paired_scale
+   loss_mem              encoder, motion_extractor      mem.loss_scale (c3)
+   ====================  =============================  ==========================
+
+   ``rlv.per_loss_optimizers = True`` ([released]): one Adam per active loss over that loss's groups (SAC:
+   3; RLV with paired data: critic, actor, alpha, inverse, discriminator, generator, paired = 7; RLMU: +mem,
+   -paired). The encoder then has one Adam state per loss that touches it, so a loss scale acts only through
+   Adam's epsilon. ``False``: the scaled gradients are summed per parameter and one Adam per group steps.
+   Learning rates: ``sac.lr``, except the MEM optimizer / the motion_extractor group (``mem.lr``).
+5. Polyak update of the target critic every ``sac.target_update_period`` updates.
+
+``pretrain_mem_step`` trains encoder + MEM on Eq. 6 alone with its own Adam (``mem.lr``).
+
+Randomness: parameter initialisation uses torch's global RNG (seed it before constructing the agent). Every
+draw afterwards (augmentation shifts, policy noise in ``act`` and ``update``) comes from the agent's own
+``torch.Generator`` (``Agent.rng``), seeded from the global RNG at construction and saved in ``state_dict``,
+so a checkpoint resumes the exact random stream.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlmu.agent import DivergenceError
+from rlmu.agent import losses as L
+from rlmu.agent.augment import random_shift
+from rlmu.agent.config import AgentConfig
+from rlmu.agent.networks import Actor, Critic, Discriminator, Encoder, InverseModel, MotionExtractor
+
+LOSS_GROUPS: dict[str, tuple[str, ...]] = {
+    "loss_critic": ("encoder", "critic"),
+    "loss_actor": ("actor",),
+    "loss_alpha": ("log_alpha",),
+    "loss_inverse": ("encoder", "inverse_model"),
+    "loss_discriminator": ("discriminator",),
+    "loss_generator": ("encoder",),
+    "loss_paired": ("encoder",),
+    "loss_mem": ("encoder", "motion_extractor"),
+}
+
+# Losses whose graphs reach no parameters outside their own groups' union (encoder, critic, inverse_model,
+# motion_extractor); summed mode back-propagates their sum once.
+_JOINT_LOSSES = frozenset({"loss_critic", "loss_inverse", "loss_generator", "loss_paired", "loss_mem"})
+
+_STATE_KEYS = ("update_step", "mem_pretrain_step", "rng", "log_alpha", "networks", "optimizers")
+
+
+class Agent:
+    """SAC + optional RLV / RLMU parts. See the module docstring for the update.
+
+    Args:
+        cfg: the agent configuration (an ``AgentConfig`` or a mapping validated into one).
+        obs_shape: (C, H, W) for uint8 pixel observations or (D,) for float state observations.
+        action_dim: |A|; actions live in [-1, 1]^A.
+        device: torch device for networks and batches.
+    """
+
+    def __init__(
+        self,
+        cfg: AgentConfig | Mapping,
+        obs_shape: tuple[int, ...],
+        action_dim: int,
+        device: str | torch.device = "cpu",
+    ):
+        self.cfg = cfg if isinstance(cfg, AgentConfig) else AgentConfig.model_validate(cfg)
+        if int(action_dim) < 1:
+            raise ValueError(f"action_dim must be >= 1, got {action_dim}")
+        self.obs_shape = tuple(int(s) for s in obs_shape)
+        self.action_dim = int(action_dim)
+        self.device = torch.device(device)
+        sac, enc, rlv, mem = self.cfg.sac, self.cfg.encoder, self.cfg.rlv, self.cfg.mem
+
+        self.encoder = Encoder(self.obs_shape, enc.channels, enc.kernel, enc.pool, enc.channels_last)
+        self.is_pixel = self.encoder.is_pixel
+        repr_dim = self.encoder.repr_dim
+        self.actor = Actor(repr_dim, self.action_dim, sac.hidden, sac.log_std_min, sac.log_std_max)
+        self.critic = Critic(repr_dim, self.action_dim, sac.hidden)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.inverse_model = (
+            InverseModel(repr_dim, self.action_dim, rlv.inverse_hidden, rlv.inverse_output_tanh)
+            if rlv.enabled
+            else None
+        )
+        self.discriminator = (
+            Discriminator(repr_dim, rlv.discriminator_hidden)
+            if rlv.enabled and rlv.discriminator_mode != "off"
+            else None
+        )
+        self.motion_extractor = (
+            MotionExtractor(repr_dim, mem.n_classes, mem.lstm_hidden, mem.lstm_layers)
+            if mem.enabled
+            else None
+        )
+        for net in self.networks.values():
+            net.to(self.device)
+        self.log_alpha = torch.tensor(sac.init_log_alpha, device=self.device, requires_grad=True)
+        self.target_entropy = (
+            float(sac.target_entropy) if sac.target_entropy is not None else -float(action_dim)
+        )
+
+        self.rng = torch.Generator(device=self.device)
+        self.rng.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        self.update_step = 0
+        self.mem_pretrain_step = 0
+
+        self.loss_groups = self._active_loss_groups()
+        self.loss_scales = {
+            "loss_critic": 1.0,
+            "loss_actor": 1.0,
+            "loss_alpha": 1.0,
+            "loss_inverse": rlv.inverse_scale,
+            "loss_discriminator": rlv.discriminator_scale,
+            "loss_generator": rlv.generator_scale,
+            "loss_paired": rlv.paired_scale,
+            "loss_mem": mem.loss_scale,
+        }
+        self.optimizers = self._build_optimizers()
+
+    # ----------------------------------------------------------------------------------------- structure
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {
+            "encoder": self.encoder,
+            "actor": self.actor,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+        }
+        for name in ("inverse_model", "discriminator", "motion_extractor"):
+            if getattr(self, name) is not None:
+                nets[name] = getattr(self, name)
+        return nets
+
+    def _group_params(self, group: str) -> list[torch.Tensor]:
+        if group == "log_alpha":
+            return [self.log_alpha]
+        return list(getattr(self, group).parameters())
+
+    def _active_loss_groups(self) -> dict[str, tuple[str, ...]]:
+        """Active losses -> parameter groups with parameters. A loss whose only group is a parameter-free
+        encoder (state observations: generator, paired) is inactive."""
+        rlv, mem = self.cfg.rlv, self.cfg.mem
+        active = ["loss_critic", "loss_actor", "loss_alpha"]
+        if rlv.enabled:
+            active.append("loss_inverse")
+            if rlv.discriminator_mode != "off":
+                active.append("loss_discriminator")
+            if rlv.discriminator_mode == "adversarial":
+                active.append("loss_generator")
+            if rlv.paired:
+                active.append("loss_paired")
+        if mem.enabled:
+            active.append("loss_mem")
+        result = {}
+        for name in active:
+            groups = LOSS_GROUPS[name]
+            if name == "loss_actor" and self.cfg.sac.actor_updates_encoder:
+                groups = ("encoder", *groups)
+            groups = tuple(g for g in groups if self._group_params(g))
+            if groups:
+                result[name] = groups
+        return result
+
+    def _adam(self, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
+        return torch.optim.Adam(list(params), lr=lr, eps=self.cfg.sac.adam_eps)
+
+    def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        sac, mem = self.cfg.sac, self.cfg.mem
+        opts: dict[str, torch.optim.Optimizer] = {}
+        if self.cfg.rlv.per_loss_optimizers:
+            for name, groups in self.loss_groups.items():
+                lr = mem.lr if name == "loss_mem" else sac.lr
+                opts[name] = self._adam((p for g in groups for p in self._group_params(g)), lr)
+        else:
+            for group in dict.fromkeys(g for groups in self.loss_groups.values() for g in groups):
+                opts[group] = self._adam(
+                    self._group_params(group), mem.lr if group == "motion_extractor" else sac.lr
+                )
+        if mem.enabled:
+            opts["mem_pretrain"] = self._adam(
+                [*self._group_params("encoder"), *self._group_params("motion_extractor")], mem.lr
+            )
+        return opts
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def mem_due(self) -> bool:
+        """Whether the next ``update`` adds the MEM loss (and so needs ``mem_batch``)."""
+        return self.cfg.mem.enabled and self.update_step % self.cfg.mem.period == 0
+
+    # ----------------------------------------------------------------------------------------------- act
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Action(s) in [-1, 1] for one observation (``obs_shape``) -> (A,), or a batch (N, *obs_shape) ->
+        (N, A). Pixels are uint8 CHW. No augmentation."""
+        obs_t = torch.as_tensor(np.asarray(obs), device=self.device)
+        single = obs_t.dim() == len(self.obs_shape)
+        if single:
+            obs_t = obs_t.unsqueeze(0)
+        if tuple(obs_t.shape[1:]) != self.obs_shape:
+            raise ValueError(
+                f"act: observation shape {tuple(obs_t.shape)} does not match obs_shape {self.obs_shape}"
+            )
+        if self.is_pixel and obs_t.dtype != torch.uint8:
+            raise ValueError(f"act: pixel observations must be uint8 in [0, 255], got {obs_t.dtype}")
+        features = self.encoder(obs_t)
+        action = self.actor.mode(features) if deterministic else self.actor.sample(features, self.rng)[0]
+        action = action.cpu().numpy().astype(np.float32)
+        return action[0] if single else action
+
+    # -------------------------------------------------------------------------------------------- update
+    def _tensor(self, batch: Mapping, key: str, where: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+        if key not in batch:
+            raise KeyError(f"{where} batch has no key {key!r} (keys: {sorted(batch)})")
+        value = torch.as_tensor(batch[key]).to(self.device, non_blocking=True)
+        return value.to(dtype) if dtype is not None and value.dtype != dtype else value
+
+    def _frames(self, batch: Mapping, key: str, where: str) -> torch.Tensor:
+        """Observations of ``batch[key]``: uint8 (..., C, H, W) for pixels, (..., D) for state."""
+        value = self._tensor(batch, key, where)
+        n = len(self.obs_shape)
+        if tuple(value.shape[-n:]) != self.obs_shape:
+            raise ValueError(
+                f"{where} batch {key!r} has shape {tuple(value.shape)}, expected (..., {self.obs_shape})"
+            )
+        if self.is_pixel and value.dtype != torch.uint8:
+            raise ValueError(f"{where} batch {key!r} must hold uint8 frames in [0, 255], got {value.dtype}")
+        return value if self.is_pixel else value.float()
+
+    def _augment(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.is_pixel and self.cfg.encoder.augment:
+            return random_shift(frames, self.cfg.encoder.augment_pad, self.rng)
+        return frames
+
+    def _encode_mem(self, mem_batch: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = self._frames(mem_batch, "frames", "mem")
+        label = self._tensor(mem_batch, "label", "mem", torch.int64)
+        b, k = frames.shape[:2]
+        features = self.encoder(frames.flatten(0, 1)).view(b, k, -1)
+        return self.motion_extractor(features), label
+
+    def compute_losses(
+        self,
+        batch: Mapping,
+        obs_batch: Mapping | None = None,
+        paired: Mapping | None = None,
+        mem_batch: Mapping | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """All active losses of one update at the current parameters (unscaled scalars, with graphs)."""
+        rlv = self.cfg.rlv
+        obs = self._augment(self._frames(batch, "obs", "interaction"))
+        next_obs = self._augment(self._frames(batch, "next_obs", "interaction"))
+        action = self._tensor(batch, "action", "interaction", torch.float32)
+        reward = self._tensor(batch, "reward", "interaction", torch.float32)
+        terminal = self._tensor(batch, "terminal", "interaction", torch.float32)
+        n_int = obs.shape[0]
+        out: dict[str, torch.Tensor] = {}
+
+        if rlv.enabled:
+            if obs_batch is None:
+                raise ValueError("rlv.enabled: update() needs obs_batch (observation transitions)")
+            obs_o = self._augment(self._frames(obs_batch, "obs", "observation"))
+            next_o = self._augment(self._frames(obs_batch, "next_obs", "observation"))
+            # Three encoder calls rather than one over the concatenation: with per-loss gradients each
+            # backward then runs over its own rows only (critic: s_int, s_obs; inverse: s_int, s'_int).
+            h = torch.cat([self.encoder(obs), self.encoder(obs_o)])
+            h_next_int = self.encoder(next_obs)
+            with torch.no_grad():
+                h_next_obs = self.encoder(next_o)
+                obs_action = self.inverse_model(h[n_int:], h_next_obs)
+            out["loss_inverse"] = L.inverse_loss(self.inverse_model(h[:n_int], h_next_int), action)
+            action = torch.cat([action, obs_action])
+            reward = torch.cat([reward, self._tensor(obs_batch, "reward", "observation", torch.float32)])
+            terminal = torch.cat(
+                [terminal, self._tensor(obs_batch, "terminal", "observation", torch.float32)]
+            )
+            h_next = torch.cat([h_next_int.detach(), h_next_obs])
+            if self.discriminator is not None:
+                logits = self.discriminator(h if rlv.discriminator_mode == "adversarial" else h.detach())
+                # Only the discriminator's parameters receive this loss's gradient (LOSS_GROUPS).
+                out["loss_discriminator"] = L.discriminator_loss(logits[:n_int], logits[n_int:])
+                if "loss_generator" in self.loss_groups:
+                    out["loss_generator"] = L.generator_loss(
+                        logits[:n_int], logits[n_int:], rlv.generator_loss
+                    )
+            if "loss_paired" in self.loss_groups:
+                if paired is None:
+                    raise ValueError("rlv.paired: update() needs the paired batch (robot, human)")
+                robot = self._frames(paired, "robot", "paired")
+                human = self._frames(paired, "human", "paired")
+                h_pair = self.encoder(torch.cat([robot, human]))
+                out["loss_paired"] = L.paired_loss(h_pair[: robot.shape[0]], h_pair[robot.shape[0] :])
+        else:
+            h = self.encoder(obs)
+            with torch.no_grad():
+                h_next = self.encoder(next_obs)
+
+        alpha = self.alpha
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor.sample(h_next, self.rng)
+            target = L.soft_td_target(
+                reward,
+                terminal,
+                *self.critic_target(h_next, next_action),
+                next_log_prob,
+                alpha,
+                self.cfg.sac.gamma,
+            )
+        out["loss_critic"] = L.critic_loss(*self.critic(h, action), target)
+
+        h_pi = h if self.cfg.sac.actor_updates_encoder else h.detach()
+        pi_action, log_prob = self.actor.sample(h_pi, self.rng)
+        out["loss_actor"] = L.actor_loss(log_prob, *self.critic(h_pi, pi_action), alpha)
+        out["loss_alpha"] = L.alpha_loss(self.log_alpha, log_prob, self.target_entropy)
+
+        if self.mem_due():
+            if mem_batch is None:
+                raise ValueError(
+                    "mem.enabled: this update adds the MEM loss and needs mem_batch (frames, label)"
+                )
+            out["loss_mem"] = L.mem_loss(*self._encode_mem(mem_batch))
+        return out
+
+    def _check_finite(self, losses: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        names = list(losses)
+        values = torch.stack([losses[n].detach() for n in names]).tolist()
+        for name, value in zip(names, values, strict=True):
+            if not np.isfinite(value):
+                raise DivergenceError(name, value, step)
+        return dict(zip(names, values, strict=True))
+
+    def _apply(self, losses: dict[str, torch.Tensor]) -> None:
+        """Gradients of every scaled loss w.r.t. its groups at the current parameters, then all steps."""
+        per_loss = self.cfg.rlv.per_loss_optimizers
+        names = list(losses)
+        scaled = {name: self.loss_scales[name] * loss for name, loss in losses.items()}
+        if per_loss:
+            jobs = [(scaled[name], self.loss_groups[name], name) for name in names]
+        else:
+            # Summed mode needs only the per-parameter sum, so the losses that reach nothing outside
+            # _JOINT_LOSSES share one backward pass (one trip through the encoder). The actor (reaches the
+            # critic), alpha and discriminator (reaches the encoder in adversarial mode) stay separate so
+            # that each still trains only its own groups.
+            joint = [n for n in names if n in _JOINT_LOSSES]
+            jobs = (
+                [
+                    (
+                        sum(scaled[n] for n in joint),
+                        tuple(dict.fromkeys(g for n in joint for g in self.loss_groups[n])),
+                        "joint",
+                    )
+                ]
+                if joint
+                else []
+            )
+            jobs += [(scaled[n], self.loss_groups[n], n) for n in names if n not in _JOINT_LOSSES]
+        summed: dict[torch.Tensor, torch.Tensor] = {}
+        per_loss_grads: dict[str, tuple[list[torch.Tensor], tuple]] = {}
+        for i, (loss, groups, name) in enumerate(jobs):
+            params = [p for g in groups for p in self._group_params(g)]
+            grads = torch.autograd.grad(loss, params, retain_graph=i < len(jobs) - 1, allow_unused=True)
+            if per_loss:
+                per_loss_grads[name] = (params, grads)
+            else:
+                for p, g in zip(params, grads, strict=True):
+                    if g is not None:
+                        summed[p] = summed[p] + g if p in summed else g
+        if per_loss:
+            for name, (params, grads) in per_loss_grads.items():
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g
+                self.optimizers[name].step()
+        else:
+            steps = dict.fromkeys(g for n in names for g in self.loss_groups[n])
+            for group in steps:
+                for p in self._group_params(group):
+                    p.grad = summed.get(p)
+                self.optimizers[group].step()
+        for group in ("encoder", "actor", "critic", "inverse_model", "discriminator", "motion_extractor"):
+            if getattr(self, group) is not None:
+                for p in getattr(self, group).parameters():
+                    p.grad = None
+        self.log_alpha.grad = None
+
+    @torch.no_grad()
+    def _update_target(self) -> None:
+        tau = self.cfg.sac.tau
+        torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), tau)
+
+    def update(
+        self,
+        batch: Mapping,
+        obs_batch: Mapping | None = None,
+        paired: Mapping | None = None,
+        mem_batch: Mapping | None = None,
+    ) -> dict[str, float]:
+        """One gradient update. Batches (tensors or arrays):
+
+        - ``batch`` (interaction): obs (B, C, H, W) uint8 or (B, D) float32, action (B, A), reward (B,),
+          next_obs, terminal (B,) (1 only for true terminals).
+        - ``obs_batch`` (RLV): obs, next_obs, reward, terminal; no action (the inverse model supplies it).
+        - ``paired`` (RLV with paired data): robot, human (N, C, H, W) uint8.
+        - ``mem_batch`` (MEM due, see ``mem_due``): frames (B, k, C, H, W) uint8, label (B,) int64.
+
+        Returns the active losses keyed by progress-CSV column (``loss_critic``, ...) and ``alpha``.
+        Raises ``DivergenceError`` before any parameter changes if a loss is not finite.
+        """
+        losses = self.compute_losses(batch, obs_batch, paired, mem_batch)
+        values = self._check_finite(losses, self.update_step)
+        values["alpha"] = float(self.alpha)
+        self._apply(losses)
+        self.update_step += 1
+        if self.update_step % self.cfg.sac.target_update_period == 0:
+            self._update_target()
+        return values
+
+    def pretrain_mem_step(self, mem_batch: Mapping) -> dict[str, float]:
+        """One encoder + MEM pre-training step on Eq. 6 (unscaled, optimizer ``mem_pretrain``).
+        A non-finite loss raises ``DivergenceError`` with the pre-training step index."""
+        if self.motion_extractor is None:
+            raise ValueError("pretrain_mem_step needs mem.enabled = true")
+        loss = L.mem_loss(*self._encode_mem(mem_batch))
+        value = self._check_finite({"loss_mem": loss}, self.mem_pretrain_step)
+        opt = self.optimizers["mem_pretrain"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        self.mem_pretrain_step += 1
+        return value
+
+    # --------------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        """Networks (target critic included), every optimizer, log_alpha, counters and the RNG state: only
+        tensors, dicts, lists, numbers and strings (loadable with ``torch.load(weights_only=True)``)."""
+        return {
+            "update_step": self.update_step,
+            "mem_pretrain_step": self.mem_pretrain_step,
+            "rng": self.rng.get_state(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "networks": {name: net.state_dict() for name, net in self.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a ``state_dict`` of an agent built with the same config and shapes."""
+        missing = [k for k in _STATE_KEYS if k not in state]
+        if missing:
+            raise KeyError(f"agent state has no {missing}")
+        nets, opts = self.networks, self.optimizers
+        if set(state["networks"]) != set(nets) or set(state["optimizers"]) != set(opts):
+            raise ValueError(
+                f"agent state holds networks {sorted(state['networks'])} and optimizers "
+                f"{sorted(state['optimizers'])}, this agent has {sorted(nets)} and {sorted(opts)}: "
+                "was it saved with another config?"
+            )
+        for name, net in nets.items():
+            net.load_state_dict(state["networks"][name])
+        for name, opt in opts.items():
+            opt.load_state_dict(state["optimizers"][name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.rng.set_state(state["rng"].cpu())  # generator states are CPU byte tensors on every device
+        self.update_step = int(state["update_step"])
+        self.mem_pretrain_step = int(state["mem_pretrain_step"])
