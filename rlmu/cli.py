@@ -32,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlmu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # DEV-ONLY: made strict once every subcommand module exists
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.add_subcommands(sub)
+        importlib.import_module(name).add_subcommands(sub)
     return parser
 
 
