@@ -1,7 +1,10 @@
 # Names and small formatting helpers shared by the rules. No decisions live here: the study config
 # (validated against workflow/schemas/config.schema.yaml) says what runs; `rlmu` does the work.
 
+import os
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 STUDY = config["study"]
@@ -14,6 +17,13 @@ IMAGE_TASKS = ("push", "drawer")  # tasks with pixel observations: observation d
 # a rebuilt image (new lock file) does not make finished runs stale.
 CONTAINER = config["container"]["image"] if config["container"]["enabled"] else None
 IMAGE = [ancient(config["container"]["image"])] if config["container"]["enabled"] else []
+
+
+# Jobs call the `rlmu` command. Snakemake started from a virtual environment that is not activated
+# (`.venv/bin/snakemake ...`) puts that environment's bin directory on the jobs' PATH. In the container
+# the image's own `rlmu` is used.
+if CONTAINER is None and shutil.which("rlmu") is None:
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
 def task_seeds(task):
