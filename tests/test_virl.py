@@ -8,6 +8,16 @@ from rlmu.virl import DistanceLearner, RecurrentSiamese, VirlConfig, contrastive
 from rlmu.virl.pairs import crop, fit_length, make_pairs, time_warp
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # Small models on a shared 2-core machine: a second intra-op thread only adds contention (it made the
+    # training test several times slower under load).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _demo(t=30, d=6):
     # A smooth state trajectory, like an Acrobot swing: features are sines of a rising phase.
     phase = np.linspace(0, 3.0, t)[:, None] * np.arange(1, d + 1)[None, :] / d
@@ -100,3 +110,23 @@ def test_config_rejects_bad_values():
         VirlConfig(warp_speed_min=3.0)
     with pytest.raises(ValueError, match="not_a_field"):
         VirlConfig(not_a_field=1)
+
+
+def test_shared_demo_encoding_gives_same_loss_and_gradients():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cfg = VirlConfig(batch_size=12)
+    demo = _demo()
+    a, b, y = make_pairs(demo, [_random_rollout(rng)], [_random_rollout(rng)], 12, rng, cfg)
+    is_demo = np.array([np.array_equal(row, demo) for row in a])
+    assert 2 <= is_demo.sum() < 12  # most first elements are the demo, agent_self pairs are not
+    learner = DistanceLearner((6,), cfg)
+    results = []
+    for shared in (None, is_demo):
+        learner.optimizer.zero_grad(set_to_none=True)
+        total, _ = learner.loss(*(torch.as_tensor(v) for v in (a, b, y)), shared_first=shared)
+        total.backward()
+        results.append((total.item(), [p.grad.clone() for p in learner.model.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for g0, g1 in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(g0, g1, rtol=1e-4, atol=1e-6)

@@ -49,7 +49,7 @@ class FrameEncoder(nn.Module):
             x = x / 255.0
         x = x.permute(0, 3, 1, 2)
         if self.grayscale:
-            x = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+            x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         return x
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -99,7 +99,9 @@ class RecurrentSiamese(nn.Module):
         Returns ``d_seq (B, T) = ||h^a_t - h^b_t||`` and ``d_frame (B, T) = ||e^a_t - e^b_t||``.
         """
         if a.shape[:2] != b.shape[:2]:
-            raise ValueError(f"sequences must have equal batch and length, got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ValueError(
+                f"sequences must have equal batch and length, got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
         n = a.shape[0]
         e, h = self(torch.cat([a, b], dim=0))  # one pass through the shared weights
         d_frame = torch.linalg.vector_norm(e[:n] - e[n:], dim=-1)

@@ -78,7 +78,9 @@ def make_pairs(
     """
     length = len(demo)
     pos = [k for k in POSITIVE_KINDS if k != "agent_self" or agent_rollouts]
-    neg = [k for k in NEGATIVE_KINDS if (k != "agent" or agent_rollouts) and (k != "other_task" or other_videos)]
+    neg = [
+        k for k in NEGATIVE_KINDS if (k != "agent" or agent_rollouts) and (k != "other_task" or other_videos)
+    ]
     a_list, b_list, y = [], [], np.zeros(n, dtype=np.float32)
     for i in range(n):
         positive = i < (n + 1) // 2
