@@ -19,6 +19,7 @@ from rlmu.agent import AgentConfig
 from rlmu.cli import UserError
 from rlmu.tasks import get_task
 from rlmu.train.variants import VARIANTS, variant_overrides
+from rlmu.virl import VirlConfig
 
 
 class DataConfig(BaseModel):
@@ -46,6 +47,32 @@ class DataConfig(BaseModel):
         return v
 
 
+class VirlTrainConfig(VirlConfig):
+    """VIRL (METHODS section 3): the distance model's fields (``rlmu.virl.VirlConfig``, flat: ``virl.rnn``,
+    ``virl.reward_mode``, ``virl.train_steps`` = distance updates per round, ...) plus the trainer's.
+
+    With ``enabled`` the reward that SAC learns from is the VIRL reward of the distance to the
+    demonstration, never the environment's; evaluation still reports the true task return.
+    """
+
+    enabled: bool = False
+    # The demonstration: episode ``demo_episode`` of an observation-video file (``rlmu data generate``);
+    # without a file, one episode of the task's noise-free scripted expert (Acrobot: quality "high") in the
+    # agent's own environment, reset with ``demo_seed``.
+    demo: str | None = None
+    demo_episode: int = Field(0, ge=0)
+    demo_seed: int = Field(0, ge=0)
+    # Videos of other tasks (negatives "another task's video"): an observation-video file, all episodes.
+    other_videos: str | None = None
+    retrain_every: int = Field(1000, ge=1)  # environment steps per policy round (between retrains)
+    rollouts_kept: int = Field(20, ge=0)  # most recent complete agent episodes used as training pairs
+    pretrain_steps: int = Field(500, ge=0)  # distance updates on the demo (+ other videos) before RL
+
+    def distance_config(self) -> VirlConfig:
+        """The fields of ``rlmu.virl.VirlConfig`` alone (what the distance model and reward read)."""
+        return VirlConfig(**{k: getattr(self, k) for k in VirlConfig.model_fields})
+
+
 class TrainConfig(BaseModel):
     """One run: (variant, task, seed) and every knob of the loop. Defaults follow METHODS section 3."""
 
@@ -70,6 +97,7 @@ class TrainConfig(BaseModel):
     tensorboard: bool = False
     data: DataConfig = Field(default_factory=DataConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    virl: VirlTrainConfig = Field(default_factory=VirlTrainConfig)
 
     @field_validator("task")
     @classmethod
@@ -93,6 +121,13 @@ class TrainConfig(BaseModel):
             raise ValueError("data.augmented is set but data.augment is 'none'")
         if self.data.augment != "none" and not self.agent.rlv.enabled:
             raise ValueError("data.augment needs an observation buffer (agent.rlv.enabled)")
+        if self.virl.enabled and (self.agent.rlv.enabled or self.agent.mem.enabled):
+            raise ValueError(
+                "virl.enabled learns from the VIRL reward with plain SAC: set agent.rlv.enabled and "
+                "agent.mem.enabled to false"
+            )
+        if not self.virl.enabled and (self.virl.demo or self.virl.other_videos):
+            raise ValueError("virl.demo / virl.other_videos are set but virl.enabled is false")
         return self
 
     @property

@@ -6,6 +6,9 @@ observation of the transition whose observation is at frame ``i`` is at frame ``
 (contiguous modulo the ring, also across the wrap). A transition stores only the index of its first frame.
 Frames are written oldest-first; before a frame slot is reused, transitions that still refer to it are
 dropped from the tail of the transition ring, so a transition never reads a frame of another episode.
+Each transition also records its episode id and its time index in that episode (0 for the step after
+reset): VIRL rescoring needs them to rebuild each stored episode's frame sequence, and they locate the
+frames of a stored episode without keeping a second copy.
 
 ``ObservationBuffer`` holds observation transitions built from videos: all frames of all videos stored
 once, an index pair per transition, relabelled rewards and terminal flags. It is rebuilt from the dataset
@@ -92,6 +95,8 @@ class ReplayBuffer:
         self.action = np.zeros((self.capacity, action_dim), dtype=np.float32)
         self.reward = np.zeros(self.capacity, dtype=np.float32)
         self.terminal = np.zeros(self.capacity, dtype=np.float32)  # 1 = no bootstrap (not time-outs)
+        self.episode_id = np.zeros(self.capacity, dtype=np.int64)  # episode of the transition
+        self.time_index = np.zeros(self.capacity, dtype=np.int64)  # t of o_t -> o_{t+1} in its episode
         self.rng = np.random.default_rng(seed)
         self._frame_pos = 0  # next frame slot to write
         self._head = 0  # next transition slot to write
@@ -99,6 +104,8 @@ class ReplayBuffer:
         self._last_frame = -1  # frame slot of the current observation (-1: no episode started)
         self._frames_wrapped = False  # the frame ring has been filled once (every slot may be in use)
         self._head_wrapped = False  # the transition ring has been filled once
+        self._episode = -1  # id of the current episode
+        self._episode_t = 0  # time index of the next transition of the current episode
 
     # -- writing -------------------------------------------------------------------------------------
     def _write_frame(self, obs: np.ndarray) -> int:
@@ -116,9 +123,18 @@ class ReplayBuffer:
         self._frames_wrapped |= self._frame_pos == 0
         return slot
 
-    def start_episode(self, obs: np.ndarray) -> None:
-        """Store the first observation of a new episode (call after ``env.reset``)."""
+    def start_episode(self, obs: np.ndarray, episode: int | None = None) -> None:
+        """Store the first observation of a new episode (call after ``env.reset``).
+
+        ``episode`` labels its transitions (``episode_id``); default: the previous id + 1. Ids must grow.
+        """
+        if episode is None:
+            episode = self._episode + 1
+        if episode <= self._episode:
+            raise ValueError(f"episode ids must increase: got {episode} after {self._episode}")
         self._last_frame = self._write_frame(obs)
+        self._episode = int(episode)
+        self._episode_t = 0
 
     def add(self, action: np.ndarray, reward: float, next_obs: np.ndarray, terminal: bool) -> None:
         """Store one step of the current episode: the action taken, its reward and the next observation."""
@@ -135,6 +151,9 @@ class ReplayBuffer:
         self.action[i] = action
         self.reward[i] = reward
         self.terminal[i] = float(terminal)
+        self.episode_id[i] = self._episode
+        self.time_index[i] = self._episode_t
+        self._episode_t += 1
         self._head = (i + 1) % self.capacity
         self._head_wrapped |= self._head == 0
         self._size += 1
@@ -165,13 +184,51 @@ class ReplayBuffer:
         idx = (self._head - n + np.arange(n)) % self.capacity
         return self.action[idx].copy()
 
+    def valid_slots(self) -> np.ndarray:
+        """Transition slots ``(len,)`` int64 of the stored transitions, oldest first."""
+        return (self._head - self._size + np.arange(self._size)) % self.capacity
+
+    def set_rewards(self, slots: np.ndarray, reward: np.ndarray) -> None:
+        """Overwrite the rewards of the transitions in ``slots`` (VIRL rescoring); nothing else changes."""
+        slots = np.asarray(slots, dtype=np.int64)
+        reward = np.asarray(reward, dtype=np.float32)
+        if reward.shape != slots.shape:
+            raise ValueError(f"{len(slots)} slots but reward has shape {reward.shape}")
+        self.reward[slots] = reward
+
+    def episode_frames(self, episode: int, channels_last: bool = False) -> np.ndarray | None:
+        """The frames ``(T + 1, *obs_shape)`` (a copy) of a stored episode from its reset observation on,
+        or None if its first transition was already dropped or it has none. ``channels_last`` turns
+        CHW pixel frames into HWC."""
+        slots = self.valid_slots()
+        mine = slots[self.episode_id[slots] == episode]
+        if len(mine) == 0 or self.time_index[mine[0]] != 0:
+            return None
+        idx = (self.obs_index[mine[0]] + np.arange(len(mine) + 1)) % self.n_frames
+        frames = self.frames[idx]
+        return np.ascontiguousarray(np.moveaxis(frames, 1, -1)) if channels_last else frames
+
+    @property
+    def current_episode(self) -> int:
+        """Id of the episode started last (-1 before the first)."""
+        return self._episode
+
     @property
     def last_frame(self) -> np.ndarray:
         return self.frames[self._last_frame]
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.frames, self.obs_index, self.action, self.reward, self.terminal))
+        arrays = (
+            self.frames,
+            self.obs_index,
+            self.action,
+            self.reward,
+            self.terminal,
+            self.episode_id,
+            self.time_index,
+        )
+        return sum(a.nbytes for a in arrays)
 
     @property
     def bytes_per_transition(self) -> float:
@@ -192,6 +249,10 @@ class ReplayBuffer:
             "action": self.action[:n_tr],
             "reward": self.reward[:n_tr],
             "terminal": self.terminal[:n_tr],
+            "episode_id": self.episode_id[:n_tr],
+            "time_index": self.time_index[:n_tr],
+            "episode": self._episode,
+            "episode_t": self._episode_t,
             "frame_pos": self._frame_pos,
             "head": self._head,
             "size": self._size,
@@ -214,6 +275,13 @@ class ReplayBuffer:
         self.action[:n_tr] = np.asarray(state["action"])
         self.reward[:n_tr] = np.asarray(state["reward"])
         self.terminal[:n_tr] = np.asarray(state["terminal"])
+        # Checkpoints written before episode ids existed lack them: only VIRL reads them, and VIRL runs
+        # always wrote them.
+        if "episode_id" in state:
+            self.episode_id[:n_tr] = np.asarray(state["episode_id"])
+            self.time_index[:n_tr] = np.asarray(state["time_index"])
+        self._episode = int(state.get("episode", -1))
+        self._episode_t = int(state.get("episode_t", 0))
         self._frame_pos = int(state["frame_pos"])
         self._head = int(state["head"])
         self._size = int(state["size"])

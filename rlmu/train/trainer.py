@@ -12,6 +12,10 @@ mismatch stops the run). Evaluation episodes use their own environment, reset wi
 (run seed, epoch, episode). All other randomness (random-phase actions, replay samplers, the agent's
 torch generator, the global torch / numpy / Python generators) is in the checkpoint. So a resumed run
 produces the same progress rows, byte for byte (throughput and wall time go to ``timing.csv``).
+
+VIRL (``virl.enabled``, ``rlmu.train.virl``): the reward stored for SAC is the learned-distance reward,
+computed when a transition is stored; every ``virl.retrain_every`` steps the distance model is retrained and
+all stored rewards are recomputed. Evaluation and the progress CSV keep the true task return.
 """
 
 from __future__ import annotations
@@ -154,6 +158,17 @@ class Trainer:
             frame_capacity=None if self.pixels else 2 * cap + 1,
         )
         self.action_rng = np.random.default_rng(child_seed(cfg.seed, SEED_TAG_ACTIONS))
+        self.virl = None
+        if cfg.virl.enabled:
+            from rlmu.cli import UserError
+            from rlmu.train.virl import VirlReward
+
+            if cap < self.spec.episode_steps:
+                raise UserError(
+                    f"replay_size: VIRL needs room for one whole episode ({self.spec.episode_steps} steps), "
+                    f"the buffer holds {cap}"
+                )
+            self.virl = VirlReward(cfg, self.spec, self.replay, self._make_env, self.device)
         self.state = self._fresh_state()
         self.episode_actions: list[np.ndarray] = []
         self.rows: list[list[str]] = []
@@ -185,6 +200,7 @@ class Trainer:
             "episode_step": 0,  # steps taken in the current episode (0: needs a reset)
             "episode_return": 0.0,
             "mem_pretrain_steps": 0,
+            "virl_rounds": 0,  # distance-model retrains done (after pre-training)
             "epoch_loss_sum": {},
             "epoch_loss_count": {},
             "epoch_train_returns": [],
@@ -213,6 +229,7 @@ class Trainer:
             "agent": self.agent.state_dict(),
             "replay": self.replay.state_dict(),
             "obs_buffer": self.obs_buffer.state_dict() if self.obs_buffer is not None else None,
+            "virl": self.virl.state_dict() if self.virl is not None else None,
             "action_rng": rng_state(self.action_rng),
             "global_rng": global_rng_state(),
         }
@@ -225,6 +242,8 @@ class Trainer:
         self.replay.load_state_dict(to_numpy_tree(ckpt["replay"]))
         if self.obs_buffer is not None:
             self.obs_buffer.load_state_dict(ckpt["obs_buffer"])
+        if self.virl is not None:
+            self.virl.load_state_dict(ckpt["virl"])  # tensors stay tensors (model and optimizer state)
         set_rng_state(self.action_rng, ckpt["action_rng"])
         set_global_rng_state(ckpt["global_rng"])
         self.state = dict(ckpt["trainer"])
@@ -290,6 +309,7 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in PREEMPT_SIGNALS}
         try:
             self._pretrain_mem()
+            self._pretrain_virl()
             self._train()
         except Preempted as exc:
             self.save()
@@ -304,6 +324,8 @@ class Trainer:
                     "MEM pre-training step"
                     if self.state["mem_pretrain_steps"] < cfg.agent.mem.pretrain_steps
                     and cfg.agent.mem.enabled
+                    else "VIRL distance update"
+                    if exc.loss_name == "loss_distance"
                     else "update"
                 )
                 msg = f"diverged: {exc.loss_name} = {exc.value} at {where} {exc.update_step} (env step {self.state['env_steps']})"
@@ -326,6 +348,8 @@ class Trainer:
         from rlmu.train.config import config_diff
 
         now = self.cfg.model_dump(mode="json")
+        if "virl" not in saved and not self.cfg.virl.enabled:
+            saved = {**saved, "virl": now["virl"]}  # checkpoints from before the VIRL section existed
         diff = [k for k in config_diff(saved, now) if k not in RESUMABLE_CHANGES]
         if diff:
             raise UserError(
@@ -362,6 +386,37 @@ class Trainer:
         self.state["epoch_time_s"] = 0.0  # throughput of epoch 1 counts RL steps only
         self._epoch_t0 = time.monotonic()
 
+    # ----------------------------------------------------------------------------------- VIRL distance
+    def _pretrain_virl(self) -> None:
+        v = self.virl
+        if v is None or v.pretrain_steps_done >= self.cfg.virl.pretrain_steps:
+            return
+        n_total = self.cfg.virl.pretrain_steps
+        self._log(f"VIRL demonstration: {v.demo_description}")
+        self._log(f"VIRL distance pre-training: {n_total - v.pretrain_steps_done} steps")
+        losses = []
+        while v.pretrain_steps_done < n_total:
+            losses.append(v.pretrain_step()["loss_distance"])
+            n = v.pretrain_steps_done
+            if n % max(1, n_total // 5) == 0 or n == n_total:
+                self._log(f"VIRL pre-training step {n}/{n_total}: loss_distance {np.mean(losses):.4f}")
+                losses = []
+            self._check_preempt()
+        self.state["epoch_time_s"] = 0.0  # throughput of epoch 1 counts RL steps only
+        self._epoch_t0 = time.monotonic()
+
+    def _virl_round(self) -> None:
+        """Retrain the distance model and recompute every stored reward (between policy rounds)."""
+        st = self.state
+        losses = self.virl.retrain(st["episode"], in_progress=st["episode_step"] > 0)
+        st["virl_rounds"] += 1
+        # The CSV's loss_distance is the mean over the epoch's distance updates.
+        steps = self.cfg.virl.train_steps
+        if steps > 0 and "loss_distance" in losses:
+            sums, counts = st["epoch_loss_sum"], st["epoch_loss_count"]
+            sums["loss_distance"] = sums.get("loss_distance", 0.0) + losses["loss_distance"] * steps
+            counts["loss_distance"] = counts.get("loss_distance", 0) + steps
+
     # ------------------------------------------------------------------------------------------- RL
     def _train(self) -> None:
         cfg = self.cfg
@@ -382,6 +437,9 @@ class Trainer:
                 obs = self._env_step(obs)
                 if bar is not None:
                     bar.update(1)
+                steps = self.state["env_steps"]
+                if self.virl is not None and steps % cfg.virl.retrain_every == 0 and steps < total:
+                    self._virl_round()
                 if self.state["env_steps"] % cfg.steps_per_epoch == 0:
                     self._end_epoch()
                 self._check_preempt()
@@ -394,7 +452,9 @@ class Trainer:
         if st["episode_step"] == 0:
             raw, _ = self.env.reset(seed=child_seed(cfg.seed, SEED_TAG_TRAIN_EPISODE, st["episode"]))
             obs = self._to_buffer_obs(raw)
-            self.replay.start_episode(obs)
+            self.replay.start_episode(obs, st["episode"])
+            if self.virl is not None:
+                self.virl.begin_episode(obs)
             self.episode_actions = []
             st["episode_return"] = 0.0
         if st["env_steps"] < cfg.random_steps:
@@ -406,7 +466,9 @@ class Trainer:
         st["episode_step"] += 1
         # The task's episode length is a time-out (bootstrapped), also if an env forgot to truncate.
         truncated = bool(truncated) or st["episode_step"] >= self.spec.episode_steps
-        self.replay.add(action, float(reward), next_obs, bool(terminated))
+        # VIRL: SAC learns from the distance to the demonstration, not from the task's reward.
+        stored = self.virl.step_reward(next_obs, st["episode_step"]) if self.virl is not None else reward
+        self.replay.add(action, float(stored), next_obs, bool(terminated))
         self.episode_actions.append(action)
         st["env_steps"] += 1
         st["episode_return"] += float(reward)

@@ -22,6 +22,13 @@ _RLV_NOPAIR: dict[str, Any] = {
 _RLMU: dict[str, Any] = {"agent": {"rlv": {"enabled": True, "paired": False}, "mem": {"enabled": True}}}
 
 
+def _virl(reward_mode: str) -> dict[str, Any]:
+    # VIRL: plain SAC learning from the learned-distance reward (METHODS section 3, VIRL).
+    preset = copy.deepcopy(_SAC)
+    preset["virl"] = {"enabled": True, "reward_mode": reward_mode}
+    return preset
+
+
 def _with(base: dict[str, Any], **data: Any) -> dict[str, Any]:
     preset = copy.deepcopy(base)
     preset["data"] = dict(data)
@@ -40,6 +47,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rlv_jitter10": _with(_RLV, augment="jitter", jitter=10, augment_ratio=1.0),
     "rlv_jitter5_half": _with(_RLV, augment="jitter", jitter=5, augment_ratio=0.5),
     "rlv_negreward": _with(_RLV, augment="jitter", jitter=5, augment_ratio=1.0, negative_reward=-0.1),
+    # VIRL reward ablations (claim C8): sequence + frame distance, frame distance only, sequence only.
+    "virl_both": _virl("both"),
+    "virl_spatial": _virl("spatial_only"),
+    "virl_temporal": _virl("temporal_only"),
 }
 
 
