@@ -108,3 +108,24 @@ def test_example_configs_validate():
     assert examples
     for path in examples:
         assert load_config(path).variant in VARIANTS
+
+
+def test_cli_overrides_may_follow_options(tmp_path):
+    """`rlmu train --run-dir D key=value` and overrides split around options both reach the config."""
+    from rlmu.cli import build_parser, main
+
+    # Both halves are collected (the error names fields from each half, so both were parsed).
+    rc = main(["train", "task=acrobot", "--run-dir", str(tmp_path / "r"), "epochs=0", "variant=nope"])
+    assert rc == 2
+    # An unknown option is still an error, not an override.
+    with pytest.raises(SystemExit):
+        main(["train", "--run-dir", str(tmp_path / "r"), "--bogus"])
+    assert build_parser().parse_known_args(["train", "a=1"])[0].overrides == ["a=1"]
+
+
+def test_cli_split_overrides_error_names_fields_from_both_halves(tmp_path, capsys):
+    from rlmu.cli import main
+
+    assert main(["train", "task=acrobot", "--run-dir", str(tmp_path / "r"), "epochs=0", "variant=sac"]) == 2
+    err = capsys.readouterr().err
+    assert "epochs" in err and "variant" not in err  # variant=sac after the option was applied

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +27,10 @@ TIMEOUT = 240
 def snakemake(*args, cwd=ROOT, env=None, timeout=TIMEOUT) -> subprocess.CompletedProcess:
     # `timeout -k`: a snakemake that cannot read job status never exits on its own.
     cmd = ["timeout", "-k", "10", str(timeout), SNAKEMAKE, "-s", str(ROOT / "Snakefile"), *args]
+    if Path(cwd) == ROOT:
+        # Plan in an empty working directory: a study the user is running in results/ must neither
+        # change what the tests see nor be touched by them (Snakemake keeps locks and metadata there).
+        cmd += ["--directory", tempfile.mkdtemp(prefix="rlmu-smk-")]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout + 30)
 
 
@@ -146,7 +151,7 @@ def fake_env(tmp_path):
     log.touch()
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_RLMU_LOG": str(log)}
     cfg = {
-        "study": "tiny", "seeds": [0, 1], "device": "cpu",
+        "study": "tiny", "seeds": [0, 1], "device": "cpu", "rlmu_command": "rlmu",  # the fake one on PATH
         "tasks": {"acrobot": {"variants": ["sac", "rlmu"], "data": {"transitions": 10, "quality": "low"},
                               "train": {"epochs": 1, "steps_per_epoch": 10}}},
         "stats": {"seed": 0, "reps": 100, "curve_reps": 100},
@@ -242,7 +247,7 @@ def test_profile_slurm_from_repo_root_plans_the_paper_study(tmp_path):
     (fake_bin / "apptainer").chmod(0o755)
     env = dict(os.environ, PATH=f"{fake_bin}:{Path(sys.executable).parent}:{os.environ['PATH']}",
                RLMU_SLURM_ACCOUNT="acct", RLMU_SLURM_PARTITION="part")
-    cmd = ["timeout", "-k", "10", str(TIMEOUT), SNAKEMAKE, "--profile", "slurm", "-n"]
+    cmd = ["timeout", "-k", "10", str(TIMEOUT), SNAKEMAKE, "--profile", "slurm", "-n", "-d", str(tmp_path)]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT + 30)
     assert out.returncode == 0, out.stderr + out.stdout
     counts = job_counts(out.stdout)

@@ -3,7 +3,6 @@
 
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,11 +18,16 @@ CONTAINER = config["container"]["image"] if config["container"]["enabled"] else 
 IMAGE = [ancient(config["container"]["image"])] if config["container"]["enabled"] else []
 
 
-# Jobs call the `rlmu` command. Snakemake started from a virtual environment that is not activated
-# (`.venv/bin/snakemake ...`) puts that environment's bin directory on the jobs' PATH. In the container
-# the image's own `rlmu` is used.
-if CONTAINER is None and shutil.which("rlmu") is None:
-    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+# The `rlmu` command of the jobs: the image's own inside the container; otherwise the one installed next
+# to the Python that runs Snakemake, so `.venv/bin/snakemake ...` works without activating the venv.
+# `rlmu_command` in the study config overrides it.
+_VENV_RLMU = Path(sys.executable).with_name("rlmu")
+if CONTAINER is not None:
+    RLMU = "rlmu"
+elif "rlmu_command" in config:
+    RLMU = config["rlmu_command"]
+else:
+    RLMU = shlex.quote(str(_VENV_RLMU)) if _VENV_RLMU.exists() else "rlmu"
 
 
 def task_seeds(task):

@@ -4,10 +4,13 @@
 
 rule container:
     input:
-        recipe="Apptainerfile",
-        lock="requirements.lock",
+        recipe=f"{workflow.basedir}/Apptainerfile",
+        lock=f"{workflow.basedir}/requirements.lock",
     output:
         config["container"]["image"],
+    params:
+        # %files paths in the recipe are relative to the repository root: the recipe's directory.
+        root=lambda wildcards, input: os.path.dirname(os.path.abspath(input.recipe)),
     log:
         f"{LOGS}/container.log",
     container: None
@@ -16,4 +19,5 @@ rule container:
         mem_mb=res("container", "mem_mb", 16000),
         runtime=res("container", "runtime", 120),
     shell:
-        "apptainer build --force {output} {input.recipe} > {log} 2>&1"
+        "log=$(realpath -m {log}); image=$(realpath -m {output}); cd {params.root} && "
+        "apptainer build --force $image Apptainerfile > $log 2>&1"

@@ -7,6 +7,7 @@ rule observation_data:
     output:
         f"{STUDY_DIR}/data/{{task}}_observations.npz",
     params:
+        rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         args=generate_args,
     log:
         f"{LOGS}/data/{{task}}_observations.log",
@@ -16,7 +17,7 @@ rule observation_data:
         mem_mb=res("data", "mem_mb", 4000),
         runtime=res("data", "runtime", 120),
     shell:
-        "rlmu data generate --task {wildcards.task} {params.args} --out {output} > {log} 2>&1"
+        "{params.rlmu} data generate --task {wildcards.task} {params.args} --out {output} > {log} 2>&1"
 
 
 rule paired_data:
@@ -25,6 +26,7 @@ rule paired_data:
     output:
         f"{STUDY_DIR}/data/{{task}}_paired.npz",
     params:
+        rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         n=lambda w: config["tasks"][w.task]["data"].get("paired", 200),
         seed=lambda w: config["tasks"][w.task]["data"].get("seed", 0),
         size=config.get("image_size", 48),
@@ -36,5 +38,5 @@ rule paired_data:
         mem_mb=res("data", "mem_mb", 4000),
         runtime=res("data", "runtime", 120),
     shell:
-        "rlmu data paired --task {wildcards.task} --n {params.n} --seed {params.seed} --image-size {params.size}"
+        "{params.rlmu} data paired --task {wildcards.task} --n {params.n} --seed {params.seed} --image-size {params.size}"
         " --out {output} > {log} 2>&1"

@@ -10,6 +10,7 @@ rule aggregate:
         f"{STUDY_DIR}/aggregate/runs.parquet",
         f"{STUDY_DIR}/aggregate/manifest.json",
     params:
+        rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         study_dir=lambda w, output: Path(output[0]).parent.parent,
         config=workflow.configfiles[-1],
     log:
@@ -20,7 +21,7 @@ rule aggregate:
         mem_mb=res("report", "mem_mb", 8000),
         runtime=res("report", "runtime", 120),
     shell:
-        "rlmu aggregate {params.study_dir} --config {params.config} > {log} 2>&1"
+        "{params.rlmu} aggregate {params.study_dir} --config {params.config} > {log} 2>&1"
 
 
 rule stats:
@@ -30,6 +31,7 @@ rule stats:
     output:
         f"{STUDY_DIR}/stats/meta.json",
     params:
+        rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         study_dir=lambda w, output: Path(output[0]).parent.parent,
         config=rules.aggregate.params.config,
         stats=config["stats"],
@@ -41,7 +43,7 @@ rule stats:
         mem_mb=res("report", "mem_mb", 8000),
         runtime=res("report", "runtime", 120),
     shell:
-        "rlmu stats {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
+        "{params.rlmu} stats {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
         " --curve-reps {params.stats[curve_reps]} > {log} 2>&1"
 
 
@@ -55,6 +57,7 @@ rule report:
         f"{STUDY_DIR}/report.html",
         f"{STUDY_DIR}/report.md",
     params:
+        rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         study_dir=lambda w, output: Path(output[0]).parent,
         config=rules.aggregate.params.config,
         stats=config["stats"],
@@ -66,5 +69,5 @@ rule report:
         mem_mb=res("report", "mem_mb", 8000),
         runtime=res("report", "runtime", 120),
     shell:
-        "rlmu report {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
+        "{params.rlmu} report {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
         " --curve-reps {params.stats[curve_reps]} > {log} 2>&1"

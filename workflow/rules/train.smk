@@ -15,6 +15,7 @@ rule train:
     output:
         f"{STUDY_DIR}/runs/{{task}}/{{variant}}/seed_{{seed}}/run.json",
     params:
+        rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         run_dir=lambda w, output: Path(output[0]).parent,
         args=train_args,
     log:
@@ -28,5 +29,5 @@ rule train:
         runtime=res("train", "runtime", 1440),
         gpu=res("train", "gpu", 0),
     shell:
-        "rlmu train --run-dir {params.run_dir} --no-progress {params.args} >> {log} 2>&1"
+        "{params.rlmu} train --run-dir {params.run_dir} --no-progress {params.args} >> {log} 2>&1"
         " || {{ status=$?; [ $status -eq 3 ] || exit $status; }}"
