@@ -186,3 +186,33 @@ def test_virl_claim_and_reproducibility():
         scipy.stats.trim_mean(both, 0.25, axis=None) - scipy.stats.trim_mean(temporal, 0.25, axis=None)
     )
     assert [r.to_dict() for r in a] == [r.to_dict() for r in b]
+
+
+def test_too_few_seeds_is_inconclusive_whatever_the_interval():
+    # One seed per method with a clear effect (RLMU at the floor, RLV converged): the bootstrap interval
+    # of P(RLMU > RLV) collapses to [0, 0], which alone would contradict C4.
+    spec = {
+        "sac": dict(finals=[80.0, 85.0]),  # 2/2 converged: alone this would not contradict [0.7, 0.8]
+        "rlv": dict(finals=[80.0]),
+        "rlmu": dict(finals=[0.0]),
+        "rlv_reverse": dict(finals=[0.0]),
+    }
+    study = _study(spec)
+    raw = _by_id(evaluate_claims(study, seed=0, reps=500, min_seeds=1))
+    assert raw["C4"].verdict == "contradicted" and raw["C4"].interval == (0.0, 0.0)
+    assert raw["C6"].verdict == "contradicted"
+    res = _by_id(evaluate_claims(study, seed=0, reps=500))  # default floor: 5 seeds
+    for cid in ("C1", "C2", "C3", "C4", "C6"):
+        r = res[cid]
+        assert r.verdict == "inconclusive", (cid, r.detail)
+        assert r.seeds_needed is not None and r.seeds_needed >= 5, (cid, r.seeds_needed)
+        assert "Too few seeds" in r.detail and "fewer than the 5 a verdict needs" in r.detail
+    assert "the interval alone would say contradicted" in res["C4"].detail
+    assert res["C4"].value == raw["C4"].value and res["C4"].interval == raw["C4"].interval
+    # The floor is a parameter: at 5 seeds per group the same clear effect gets its verdict back.
+    five = _study({"rlv": dict(finals=[80.0] * 5), "rlmu": dict(finals=[0.0] * 5)})
+    c4 = _by_id(evaluate_claims(five, seed=0, reps=500))["C4"]
+    assert c4.verdict == "contradicted" and c4.seeds_needed is None
+    assert _by_id(evaluate_claims(five, seed=0, reps=500, min_seeds=6))["C4"].verdict == "inconclusive"
+    with pytest.raises(ValueError, match="min_seeds"):
+        evaluate_claims(five, min_seeds=0)

@@ -122,3 +122,69 @@ def test_bad_parameters_are_user_errors(tmp_path, capsys):
     (study / "bad.yaml").write_text("converge_thresholds: {push: high}\n")
     assert main(["stats", str(study), "--config", str(study / "bad.yaml")]) == 2
     assert "converge_thresholds.push must be a number" in capsys.readouterr().err
+
+
+def test_uneven_study_reads_cleanly(tmp_path):
+    """Variants on one task only, 1-2 seeds, every run at the floor (a smoke-test study): one note for
+    the whole 'all tasks' scope, ties named as ties, singular counts, per-task figure rows, and claims
+    that are inconclusive for lack of seeds."""
+    import pandas as pd
+
+    from rlmu.report.figures import palette, plot_aggregates
+
+    floor = VariantSpec(p_converge=0.0)
+    study = tmp_path / "uneven"
+    write_study(
+        study,
+        tasks=("acrobot",),
+        variants={v: floor for v in ("sac", "rlv_nopair", "rlv_reverse")},
+        seeds=2,
+        epochs=4,
+    )
+    write_study(
+        study, tasks=("push",), variants={v: floor for v in ("sac", "rlv", "rlmu")}, seeds=1, epochs=4
+    )
+    assert main(["report", str(study), *FAST]) == 0
+    html = (study / "report.html").read_text()
+    notes = re.findall(r'<div class="box note">(.*?)</div>', html, re.S)
+    scope_notes = [n for n in notes if "all tasks" in n]
+    assert len(scope_notes) == 1, notes
+    for v in ("rlmu", "rlv", "rlv_nopair", "rlv_reverse", "sac"):
+        assert v in scope_notes[0]
+    assert "1 seeds" not in html and "1 seed each" in html and "2 seeds each" in html
+    assert "Highest IQM" not in html
+    assert html.count("variants tie at 0.000; none is best") == 2
+    # C2 (rlv converges on ~half the seeds) has one seed: inconclusive for that reason, whatever it shows.
+    c2 = re.search(r"<td>C2</td>(.*?)</tr>", html, re.S).group(1)
+    assert '<td class="verdict">inconclusive</td>' in c2 and "Too few seeds" in c2
+    meta = (study / "stats" / "meta.json").read_text()
+    assert '"min_seeds": 5' in meta
+    # Each task's panel of the aggregate figure lists that task's variants only.
+    agg = pd.read_csv(study / "stats" / "aggregates.csv")
+    agg = agg[agg["view"] == "all"]
+    fig = plot_aggregates(agg, "all", palette(agg["variant"]))
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        scope = ax.get_title().split("(")[-1].rstrip(")")
+        labels = {t.get_text().split(" (")[0] for t in ax.get_yticklabels()}
+        assert labels == set(agg.loc[agg["scope"] == scope, "variant"]), (scope, labels)
+
+
+def test_min_seeds_from_flag_and_config(tmp_path, capsys):
+    study = write_study(tmp_path / "m", variants={"rlv": VariantSpec(p_converge=0.0)}, seeds=2, epochs=4)
+    assert main(["stats", str(study), *FAST, "--min-seeds", "1"]) == 0
+    assert '"min_seeds": 1' in (study / "stats" / "meta.json").read_text()
+    # rlv never converges on 2 seeds: Wilson [0, 0.66] straddles C2's [0.3, 0.7] whatever the floor
+    claims = (study / "stats" / "claims.csv").read_text()
+    assert "Too few seeds" not in claims
+    with open(study / "config.yaml", "a") as f:
+        f.write("min_seeds: 3\n")
+    assert main(["stats", str(study), *FAST]) == 0
+    assert '"min_seeds": 3' in (study / "stats" / "meta.json").read_text()
+    assert "fewer than the 3 a verdict needs" in (study / "stats" / "claims.csv").read_text()
+    assert main(["stats", str(study), *FAST, "--min-seeds", "0"]) == 2
+    assert "min_seeds must be a positive integer" in capsys.readouterr().err
+    (study / "config.yaml").write_text("min_seeds: many\n")
+    assert main(["stats", str(study), *FAST]) == 2
+    assert "min_seeds must be a positive integer" in capsys.readouterr().err

@@ -73,6 +73,24 @@ def _thresholds(config: Path | None) -> dict[str, float]:
     return out
 
 
+def _config_min_seeds(config: Path | None) -> int | None:
+    """``min_seeds: N`` from the study config (fewest seeds per group a claim verdict may rest on), if set."""
+    if config is None:
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{config}: not valid YAML ({exc})") from None
+    value = data.get("min_seeds") if isinstance(data, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{config}: min_seeds must be a positive integer, got {value!r}")
+    return value
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -179,10 +197,13 @@ def run_figures(study_dir: Path, tables, force: bool = False):
     return figs
 
 
-def _params(args):
+def _params(args, config: Path | None = None):
     from rlmu.report.tables import StatsParams
 
-    params = StatsParams(seed=args.seed, reps=args.reps, curve_reps=args.curve_reps)
+    # --min-seeds on the command line wins over the study config's min_seeds, which wins over the default.
+    min_seeds = args.min_seeds if args.min_seeds is not None else _config_min_seeds(config)
+    extra = {} if min_seeds is None else {"min_seeds": min_seeds}
+    params = StatsParams(seed=args.seed, reps=args.reps, curve_reps=args.curve_reps, **extra)
     try:
         params.validate()
     except ValueError as exc:
@@ -198,8 +219,9 @@ def cmd_aggregate(args) -> int:
 
 def cmd_stats(args) -> int:
     study_dir = _study_dir(args.study_dir)
-    params = _params(args)
-    agg, fp = run_aggregate(study_dir, _thresholds(_config_path(study_dir, args.config)))
+    config = _config_path(study_dir, args.config)
+    params = _params(args, config)
+    agg, fp = run_aggregate(study_dir, _thresholds(config))
     run_stats(study_dir, agg, fp, params, force=True)
     return 0
 
@@ -208,8 +230,8 @@ def cmd_report(args) -> int:
     from rlmu.report.html import render_report
 
     study_dir = _study_dir(args.study_dir)
-    params = _params(args)
     config = _config_path(study_dir, args.config)
+    params = _params(args, config)
     agg, fp = run_aggregate(study_dir, _thresholds(config), force=args.force)
     tables, notes = run_stats(study_dir, agg, fp, params, force=args.force)
     figs = run_figures(study_dir, tables, force=args.force)
@@ -229,7 +251,8 @@ def add_subcommands(subparsers) -> None:
             "--config",
             metavar="FILE",
             help="study configuration (embedded in the report; its converge_thresholds: {task: return} "
-            "override the task defaults); default: STUDY_DIR/config.yaml if present",
+            "override the task defaults, its min_seeds: N sets the claims' seed floor); default: "
+            "STUDY_DIR/config.yaml if present",
         )
         if stats:
             p.add_argument(
@@ -246,6 +269,13 @@ def add_subcommands(subparsers) -> None:
                 type=int,
                 default=2_000,
                 help="bootstrap repetitions for IQM curves and performance profiles (default 2000)",
+            )
+            p.add_argument(
+                "--min-seeds",
+                type=int,
+                default=None,
+                help="fewest seeds per compared group for a claim to be judged supported or contradicted; "
+                "below it the claim is inconclusive (default: the study config's min_seeds, else 5)",
             )
 
     p = subparsers.add_parser(

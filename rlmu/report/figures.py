@@ -100,17 +100,25 @@ def plot_curves(curves: pd.DataFrame, view: str, colours, xmax: dict) -> plt.Fig
 def plot_aggregates(agg: pd.DataFrame, view: str, colours) -> plt.Figure:
     scopes = list(dict.fromkeys(agg["scope"]))
     metrics = list(dict.fromkeys(agg["metric"]))
-    variants = sorted(agg["variant"].unique())
+    # Each scope lists only its own variants (a variant run on one task only has no row elsewhere).
+    scope_variants = {sc: sorted(agg.loc[agg["scope"] == sc, "variant"].unique()) for sc in scopes}
     # A 2-column grid of metric panels per scope keeps the labels legible at half page width.
     ncols = min(2, len(metrics))
-    nrows = -(-len(metrics) // ncols) * len(scopes)
-    h = 0.32 * len(variants) + 0.9
+    rows_per_scope = -(-len(metrics) // ncols)
+    nrows = rows_per_scope * len(scopes)
+    heights = [0.32 * len(scope_variants[sc]) + 0.9 for sc in scopes for _ in range(rows_per_scope)]
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(7.0, h * nrows + 0.4), squeeze=False, layout="constrained"
+        nrows,
+        ncols,
+        figsize=(7.0, sum(heights) + 0.4),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"height_ratios": heights},
     )
     for i, scope in enumerate(scopes):
+        variants = scope_variants[scope]
         for j, m in enumerate(metrics):
-            ax = axes[i * (nrows // len(scopes)) + j // ncols, j % ncols]
+            ax = axes[i * rows_per_scope + j // ncols, j % ncols]
             d = agg[(agg["scope"] == scope) & (agg["metric"] == m)].set_index("variant")
             for k, v in enumerate(variants):
                 if v not in d.index:
@@ -130,27 +138,34 @@ def plot_aggregates(agg: pd.DataFrame, view: str, colours) -> plt.Figure:
             )
             ax.tick_params(labelsize=8)
             ax.grid(axis="y", visible=False)
-    for ax in axes.flat[len(metrics) * len(scopes) :]:
-        ax.set_visible(False)
+    for i in range(len(scopes)):  # empty cells of an odd number of metrics
+        for j in range(len(metrics), rows_per_scope * ncols):
+            axes[i * rows_per_scope + j // ncols, j % ncols].set_visible(False)
     fig.suptitle(_title("Final normalised return, point and 95% interval", view))
     return fig
 
 
 def plot_poi(poi: pd.DataFrame, view: str) -> plt.Figure:
     scopes = list(dict.fromkeys(poi["scope"]))
-    variants = sorted(set(poi["x"]) | set(poi["y"]))
-    pairs = [(a, b) for i, a in enumerate(variants) for b in variants[i + 1 :]]
-    if len(pairs) <= _MAX_POI_PAIRS:
+    # Each scope shows only the variants it compares (a variant run on one task only is absent elsewhere).
+    scope_variants = {
+        sc: sorted(set(poi.loc[poi["scope"] == sc, "x"]) | set(poi.loc[poi["scope"] == sc, "y"]))
+        for sc in scopes
+    }
+    n_max = max(len(v) for v in scope_variants.values())
+    n_shown = n_max * (n_max - 1) // 2  # pairs in the largest scope
+    if n_shown <= _MAX_POI_PAIRS:
         fig, axes = plt.subplots(
             1,
             len(scopes),
-            figsize=(6.2 * len(scopes), 0.4 * len(pairs) + 1.4),
+            figsize=(6.2 * len(scopes), 0.4 * n_shown + 1.4),
             squeeze=False,
             layout="constrained",
         )
         for ax, scope in zip(axes[0], scopes, strict=True):
             d = poi[poi["scope"] == scope].set_index(["x", "y"])
-            shown = [p for p in pairs if p in d.index]
+            vs = scope_variants[scope]
+            shown = [(a, b) for i, a in enumerate(vs) for b in vs[i + 1 :] if (a, b) in d.index]
             for k, p in enumerate(shown):
                 r = d.loc[p]
                 ax.barh(k, r["high"] - r["low"], left=r["low"], height=0.6, color="tab:blue", alpha=0.6)
@@ -165,12 +180,15 @@ def plot_poi(poi: pd.DataFrame, view: str) -> plt.Figure:
         fig, axes = plt.subplots(
             1,
             len(scopes),
-            figsize=(0.6 * len(variants) * len(scopes) + 2.5, 0.55 * len(variants) + 1.5),
+            figsize=(0.6 * n_max * len(scopes) + 2.5, 0.55 * n_max + 1.5),
             squeeze=False,
             layout="constrained",
+            # cells of one size in every panel: a scope with few variants gets a narrow panel
+            gridspec_kw={"width_ratios": [len(scope_variants[sc]) + 3 for sc in scopes]},
         )
         for ax, scope in zip(axes[0], scopes, strict=True):
             d = poi[poi["scope"] == scope]
+            variants = scope_variants[scope]
             mat = d.pivot(index="x", columns="y", values="point").reindex(index=variants, columns=variants)
             sig = d.assign(s=((d["low"] > 0.5) | (d["high"] < 0.5)).astype(float))
             sig = sig.pivot(index="x", columns="y", values="s").reindex(index=variants, columns=variants)
@@ -189,6 +207,8 @@ def plot_poi(poi: pd.DataFrame, view: str) -> plt.Figure:
                 cbar_kws={"label": "P(row > column)"},
                 square=True,
             )
+            ax.grid(False)  # the theme's grid would draw through the cells
+            ax.tick_params(axis="y", rotation=0)
             ax.set_xlabel("Y")
             ax.set_ylabel("X")
             ax.set_title(f"{scope}: P(X > Y), * = 95% interval excludes 0.5", fontsize=10)

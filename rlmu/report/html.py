@@ -305,6 +305,40 @@ def provenance(agg: Aggregation, params: dict | None) -> list[tuple[str, str]]:
     return rows
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _names(names) -> str:
+    return ", ".join(_html.escape(str(v)) for v in names)
+
+
+def _best_line(scope: str, g: pd.DataFrame) -> str:
+    """Which variant has the highest IQM in one scope; ties (equal at the 3 decimals shown) are named
+    as ties instead of crowning the first in sort order, and overlapping intervals are said."""
+    where = f"IQM of the final normalised return ({_html.escape(scope)}, all seeds)"
+    g = g.sort_values(["point", "variant"], ascending=[False, True])
+    best = g.iloc[0]
+    tied = g[(best["point"] - g["point"]).abs() < 5e-4]
+    if len(g) == 1:
+        return f"{where}: only <b>{_html.escape(best['variant'])}</b>, {_interval(best)}."
+    if len(tied) == len(g):
+        return f"{where}: all {len(g)} variants tie at {best['point']:.3f}; none is best."
+    if len(tied) > 1:
+        return (
+            f"{where}: highest, tied at {best['point']:.3f}: <b>{_names(tied['variant'])}</b> "
+            f"({len(tied)} of {len(g)} variants)."
+        )
+    overlap = g.iloc[1:][g.iloc[1:]["high"] >= best["low"]]
+    tail = ""
+    if len(overlap):
+        shown = list(overlap["variant"][:4]) + (["..."] if len(overlap) > 4 else [])
+        tail = (
+            f"; its 95% interval overlaps those of {_plural(len(overlap), 'other variant')} ({_names(shown)})"
+        )
+    return f"{where}: highest is <b>{_html.escape(best['variant'])}</b> {_interval(best)}{tail}."
+
+
 def _summary_lines(agg: Aggregation, tables: dict[str, pd.DataFrame]) -> list[str]:
     st = agg.status
     n_inc = int((st["category"] == INCLUDED).sum())
@@ -318,29 +352,31 @@ def _summary_lines(agg: Aggregation, tables: dict[str, pd.DataFrame]) -> list[st
     for task, g in inc.groupby("task"):
         per = g.groupby("variant").size()
         thr = agg.thresholds.get(task)
+        if per.nunique() == 1 and len(per) > 1:
+            counts = f"{_plural(int(per.iloc[0]), 'seed')} each: {_names(per.index)}"
+        else:
+            counts = ", ".join(f"{_html.escape(v)}: {_plural(int(n), 'seed')}" for v, n in per.items())
         lines.append(
-            f"Task <b>{_html.escape(task)}</b>: {len(per)} variants "
-            f"({', '.join(f'{_html.escape(v)}: {n} seeds' for v, n in per.items())}); a run converges "
+            f"Task <b>{_html.escape(task)}</b>: {_plural(len(per), 'variant')} ({counts}); a run converges "
             f"when its final evaluation return is above {thr:g}."
         )
     aggs = tables.get("aggregates", pd.DataFrame())
     if not aggs.empty:
         iqm = aggs[(aggs["view"] == "all") & (aggs["metric"] == "IQM")]
         for scope, g in iqm.groupby("scope", sort=False):
-            best = g.sort_values("point", ascending=False).iloc[0]
-            lines.append(
-                f"Highest IQM of the final normalised return ({_html.escape(scope)}, all seeds): "
-                f"<b>{_html.escape(best['variant'])}</b> {_interval(best)}."
-            )
+            lines.append(_best_line(str(scope), g))
     conv = tables.get("convergence", pd.DataFrame())
     if not conv.empty:
         for task, g in conv.groupby("task"):
-            lines.append(
-                f"Convergence on {_html.escape(task)}: "
-                + ", ".join(
+            pairs = {(int(r.converged), int(r.n)) for r in g.itertuples()}
+            if len(pairs) == 1 and len(g) > 1:
+                k, n = pairs.pop()
+                text = f"all {len(g)} variants {k} of {_plural(n, 'seed')} converged"
+            else:
+                text = ", ".join(
                     f"{_html.escape(r.variant)} {int(r.converged)}/{int(r.n)}" for r in g.itertuples()
                 )
-            )
+            lines.append(f"Convergence on {_html.escape(task)}: {text}.")
     return lines
 
 
@@ -368,11 +404,14 @@ def _tables(tables: dict[str, pd.DataFrame]) -> list[dict]:
     out = []
     for view, label in VIEWS.items():
         if not tables["aggregates"].empty:
+            summary = aggregate_summary(tables["aggregates"], view)
             out.append(
                 {
                     "title": f"Aggregate metrics of the final normalised return: {label}",
-                    "note": "point estimate [95% stratified-bootstrap interval]; optimality gap: lower is better.",
-                    "html": table_html(aggregate_summary(tables["aggregates"], view)),
+                    "note": "point estimate [95% stratified-bootstrap interval]; optimality gap: lower is better."
+                    if not summary.empty
+                    else f"No run in this view ({label}): nothing to aggregate.",
+                    "html": table_html(summary) if not summary.empty else "",
                 }
             )
     conv = tables["convergence"]

@@ -25,7 +25,7 @@ import pandas as pd
 
 from rlmu.report.aggregate import INCLUDED, Aggregation
 from rlmu.stats.bootstrap import aggregate_intervals, iqm_curves, probability_of_improvement
-from rlmu.stats.claims import StudyData, claims_table, evaluate_claims
+from rlmu.stats.claims import DEFAULT_MIN_SEEDS, StudyData, claims_table, evaluate_claims
 from rlmu.stats.convergence import pairwise_fisher, wilson_interval
 from rlmu.stats.metrics import AGGREGATES
 from rlmu.stats.profiles import performance_profiles
@@ -69,9 +69,10 @@ class StatsParams:
     curve_reps: int = 2_000  # IQM curves and performance profiles (one interval per point)
     confidence: float = 0.95
     profile_points: int = 51  # thresholds tau evenly spaced in [0, 1] (normalised score)
+    min_seeds: int = DEFAULT_MIN_SEEDS  # fewest seeds per group a claim verdict may rest on
 
     def validate(self) -> None:
-        for name in ("reps", "curve_reps", "profile_points"):
+        for name in ("reps", "curve_reps", "profile_points", "min_seeds"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not 0 < self.confidence < 1:
@@ -103,16 +104,25 @@ def final_scores(agg: Aggregation, view: str, notes: list[str]) -> dict[str, dic
     tasks = sorted(out)
     if len(tasks) > 1:
         variants = sorted(set().union(*(out[t] for t in tasks)))
-        joint = {}
+        joint, left_out = {}, {}
         for v in variants:
             counts = [len(out[t][v]) if v in out[t] else 0 for t in tasks]
             if len(set(counts)) == 1 and counts[0] > 0:
                 joint[v] = np.concatenate([out[t][v] for t in tasks], axis=1)
             else:
-                notes.append(
-                    f"{VIEWS[view]}: {v} is left out of the '{ALL_TASKS}' scope: its run counts per task differ "
-                    f"({', '.join(f'{t}={c}' for t, c in zip(tasks, counts, strict=True))})"
-                )
+                key = ", ".join(f"{t} {c}" for t, c in zip(tasks, counts, strict=True))
+                left_out.setdefault(key, []).append(v)
+        if left_out:
+            # One note for all of them, grouped by their runs per task: the reason is the same.
+            n_out = sum(len(vs) for vs in left_out.values())
+            groups = "; ".join(f"{', '.join(vs)} ({key})" for key, vs in left_out.items())
+            notes.append(
+                f"{VIEWS[view]}: the '{ALL_TASKS}' scope pools each variant's final scores over "
+                f"{', '.join(tasks)} into a runs x tasks matrix, so it needs the same number of runs of the "
+                f"variant on every task. Left out of it ({n_out} of {len(variants)} variants; runs per "
+                f"task in brackets): {groups}. Their per-task statistics are unaffected."
+                + ("" if joint else f" No variant is left in the '{ALL_TASKS}' scope, so it is not shown.")
+            )
         if joint:
             out[ALL_TASKS] = joint
     return out
@@ -247,7 +257,12 @@ def compute_stats(agg: Aggregation, params: StatsParams | None = None) -> StatsR
         if view == "converged":
             all_variants = set(included_runs(agg, "all")["variant"])
             missing = sorted(all_variants - set(included_runs(agg, view)["variant"]))
-            if missing:
+            if missing and len(missing) == len(all_variants):
+                notes.append(
+                    f"{VIEWS[view]}: no run of any variant converged, so this view is empty "
+                    f"(no figures or tables for it)"
+                )
+            elif missing:
                 notes.append(
                     f"{VIEWS[view]}: no converged seed for {', '.join(missing)}; left out of this view"
                 )
@@ -319,7 +334,13 @@ def _claims_rows(agg: Aggregation, params: StatsParams, notes: list[str]) -> pd.
     for key, g in list(study.groups.items()):
         conv = np.array([flags[(g.task, g.variant, int(s))] for s in g.seeds], dtype=bool)
         study.groups[key] = dataclasses.replace(g, converged=conv)
-    results = evaluate_claims(study, seed=params.seed, reps=params.reps, curve_reps=params.curve_reps)
+    results = evaluate_claims(
+        study,
+        seed=params.seed,
+        reps=params.reps,
+        curve_reps=params.curve_reps,
+        min_seeds=int(params.min_seeds),
+    )
     df = claims_table(results).reindex(columns=COLUMNS["claims"])
     df["seeds_needed"] = df["seeds_needed"].astype("Int64")
     return df

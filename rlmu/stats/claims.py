@@ -8,6 +8,13 @@ A verdict compares a 95% interval with the region the claim asserts:
   group would resolve it with 80% power if the observed effect were the truth (``rlmu.stats.power``);
 - ``not measured``: the study lacks a variant the claim needs (named in ``detail``).
 
+No verdict rests on a degenerate sample: when the smallest group a claim compares has fewer than
+``min_seeds`` seeds (``evaluate_claims``; default ``DEFAULT_MIN_SEEDS`` = 5), the claim is inconclusive
+whatever its interval says, and ``seeds_needed`` is at least ``min_seeds`` (the power-based number where
+that is larger). With one or two seeds a bootstrap interval collapses to a point (every resample is the
+same runs) and a Wilson interval spans most of [0, 1], so an interval that happens to clear a region
+boundary says nothing about the method. The same rule applies to every claim.
+
 Operationalisation (claims C1-C7 on the visual pushing task ``push``; C8 on every task with all three
 VIRL modes). Scores are final evaluation returns normalised to [0, 1]; "converged" follows METHODS section 4.
 
@@ -33,6 +40,7 @@ VIRL modes). Scores are final evaluation returns normalised to [0, 1]; "converge
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +68,7 @@ from rlmu.tasks import get_task
 __all__ = [
     "CLAIMS",
     "CLAIMS_BY_ID",
+    "DEFAULT_MIN_SEEDS",
     "Claim",
     "ClaimResult",
     "GroupData",
@@ -88,6 +97,13 @@ VARIANTS = (
 )
 VERDICTS = ("supported", "contradicted", "inconclusive", "not measured")
 PUSH = "push"
+# Fewest seeds per group a supported/contradicted verdict may rest on. 5 is the smallest count at which a
+# percentile bootstrap has more than a handful of distinct resamples (5^5 = 3125 ordered ones; with 2
+# seeds there are 3 distinct means), and at which a 0/n or n/n convergence count gives a Wilson interval
+# narrower than [0, 0.57] / [0.43, 1]. It is a floor against degenerate samples, not a power target:
+# ``seeds_needed`` reports the latter. (An interval that already clears a boundary needs no more seeds by
+# the power rule, so for a verdict held back by this floor ``seeds_needed`` is the floor itself.)
+DEFAULT_MIN_SEEDS = 5
 
 # Claim parameters (choices of ours, see the module docstring).
 C1_LEVEL = 0.8  # fraction of SAC's final IQM both curves must reach
@@ -233,7 +249,9 @@ class ClaimResult:
     interval: tuple[float, float]  # 95% interval of ``value``
     n_seeds: int  # seeds per group (the smallest group compared)
     verdict: str  # one of VERDICTS
-    seeds_needed: int | None  # inconclusive only: seeds per group for 80% power at the observed effect
+    # inconclusive only: seeds per group for 80% power at the observed effect, and at least ``min_seeds``
+    # when the verdict is inconclusive because the groups are smaller than that
+    seeds_needed: int | None
     detail: str  # one sentence
     extras: dict = field(default_factory=dict)  # secondary statistics (names -> numbers)
 
@@ -274,7 +292,7 @@ def _result(cid, task, statistic, value, interval, n, verdict, needed, detail, e
         (float(interval[0]), float(interval[1])),
         int(n),
         verdict,
-        None if verdict != "inconclusive" else needed,
+        needed,  # computed for inconclusive intervals only; ``_apply_min_seeds`` decides what is shown
         detail,
         dict(extras or {}),
     )
@@ -351,7 +369,7 @@ def _rate_claim(cid: str, study: StudyData, variant: str, region, extra_detail: 
             p, (0.0 if lo is None else lo, 1.0 if hi is None else hi)
         ).seeds_per_group
     detail = (
-        f"{variant} converged on {k}/{n} seeds after {g.epochs} epochs (Wilson 95% "
+        f"{variant} converged on {k} of {n} seed{'' if n == 1 else 's'} after {g.epochs} epochs (Wilson 95% "
         f"[{low:.2f}, {high:.2f}]); claimed rate {_fmt_region(region)}{extra_detail}"
     )
     return _result(
@@ -632,12 +650,39 @@ def _claim_c8(study: StudyData, seed: int, reps: int) -> ClaimResult:
     )
 
 
+def _apply_min_seeds(r: ClaimResult, min_seeds: int) -> ClaimResult:
+    """The one rule on sample size, the same for every claim (module docstring): below ``min_seeds`` seeds
+    in the smallest compared group the verdict is inconclusive and ``seeds_needed`` at least
+    ``min_seeds``. Otherwise ``seeds_needed`` is kept for inconclusive verdicts only."""
+    if r.verdict == "not measured":
+        return r
+    if r.n_seeds < min_seeds:
+        needed = max(min_seeds, r.seeds_needed or 0)
+        was = "" if r.verdict == "inconclusive" else f" (the interval alone would say {r.verdict})"
+        detail = (
+            f"{r.detail}. Too few seeds: {r.n_seeds} in the smallest group, fewer than the {min_seeds} "
+            f"a verdict needs{was}"
+        )
+        return dataclasses.replace(r, verdict="inconclusive", seeds_needed=needed, detail=detail)
+    if r.verdict != "inconclusive":
+        return dataclasses.replace(r, seeds_needed=None)
+    return r
+
+
 def evaluate_claims(
-    study: StudyData, seed: int = 0, reps: int = 10_000, curve_reps: int = 2_000
+    study: StudyData,
+    seed: int = 0,
+    reps: int = 10_000,
+    curve_reps: int = 2_000,
+    min_seeds: int = DEFAULT_MIN_SEEDS,
 ) -> list[ClaimResult]:
     """Evaluate C1-C8 on ``study``. ``reps``: bootstrap repetitions for score statistics; ``curve_reps``:
-    for C1's curve statistic. Same ``seed`` -> identical results."""
-    return [
+    for C1's curve statistic. ``min_seeds``: fewest seeds per group (the smallest group a claim compares)
+    a supported or contradicted verdict may rest on; below it every claim is inconclusive (see
+    ``DEFAULT_MIN_SEEDS`` for why 5). Same ``seed`` -> identical results."""
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int | np.integer) or min_seeds < 1:
+        raise ValueError(f"min_seeds must be a positive integer, got {min_seeds!r}")
+    results = [
         _claim_c1(study, seed, curve_reps),
         _rate_claim("C2", study, "rlv", C2_REGION),
         _rate_claim("C3", study, "sac", C3_REGION),
@@ -647,3 +692,4 @@ def evaluate_claims(
         _rate_claim("C7", study, "rlv_negreward", C7_REGION),
         _claim_c8(study, seed, reps),
     ]
+    return [_apply_min_seeds(r, int(min_seeds)) for r in results]
