@@ -31,21 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from study_factory import VariantSpec, write_study  # noqa: E402
 
 from rlmu.cli import main as rlmu_main  # noqa: E402
+from rlmu.train.variants import VARIANTS  # noqa: E402
 
-VARIANT_NAMES = (
-    "sac",
-    "rlv",
-    "rlv_nopair",
-    "rlmu",
-    "rlv_reverse",
-    "rlv_jitter2",
-    "rlv_jitter5",
-    "rlv_jitter7",
-    "rlv_jitter10",
-    "rlv_jitter5_half",
-    "rlv_negreward",
-    "virl_both",
-)
+# The paper grid's variants first (the presets' order), as many as --variants asks for.
+VARIANT_NAMES = tuple(VARIANTS)
 
 
 def timed(fn):

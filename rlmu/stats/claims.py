@@ -73,28 +73,11 @@ __all__ = [
     "ClaimResult",
     "GroupData",
     "StudyData",
-    "VARIANTS",
     "VERDICTS",
     "claims_table",
     "evaluate_claims",
 ]
 
-VARIANTS = (
-    "sac",
-    "rlv",
-    "rlv_nopair",
-    "rlmu",
-    "rlv_reverse",
-    "rlv_jitter2",
-    "rlv_jitter5",
-    "rlv_jitter7",
-    "rlv_jitter10",
-    "rlv_jitter5_half",
-    "rlv_negreward",
-    "virl_both",
-    "virl_spatial",
-    "virl_temporal",
-)
 VERDICTS = ("supported", "contradicted", "inconclusive", "not measured")
 PUSH = "push"
 # Fewest seeds per group a supported/contradicted verdict may rest on. 5 is the smallest count at which a
