@@ -13,7 +13,9 @@ rule container:
         root=lambda wildcards, input: os.path.dirname(os.path.abspath(input.recipe)),
     log:
         f"{LOGS}/container.log",
-    container: None
+    container: None  # the image cannot be built inside itself
+    conda:
+        "../envs/apptainer.yaml"
     threads: res("container", "threads", 4)
     resources:
         mem_mb=res("container", "mem_mb", 16000),
