@@ -108,22 +108,21 @@ def _demonstrator_name(expert) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def rollout_episode(env, expert, *, seed: int) -> tuple[np.ndarray, bool, list]:
-    """Run one demonstrator episode. Returns ``(frames (T + 1, ...), reached_goal, infos)``.
+def rollout_episode(env, expert, *, seed: int) -> tuple[np.ndarray, bool]:
+    """Run one demonstrator episode. Returns ``(frames (T + 1, ...), reached_goal)``.
 
     ``reached_goal`` is ``info["success"]`` at the final frame: the video ends in a goal state, which is
     what reward relabelling rewards (a terminal reward on the last transition).
     """
     obs, info = env.reset(seed=seed)
     expert.reset()
-    frames, infos = [np.array(obs, copy=True)], [info]
+    frames = [np.array(obs, copy=True)]
     while True:
         obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
         frames.append(np.array(obs, copy=True))
-        infos.append(info)
         if terminated or truncated:
             break
-    return np.stack(frames), bool(info["success"]), infos
+    return np.stack(frames), bool(info["success"])
 
 
 def generate_videos(
@@ -166,7 +165,7 @@ def generate_videos(
         while (n_episodes is not None and len(episodes) < n_episodes) or (
             n_episodes is None and count < n_transitions
         ):
-            frames, goal, _ = rollout_episode(env, expert, seed=int(seeds.integers(2**31 - 1)))
+            frames, goal = rollout_episode(env, expert, seed=int(seeds.integers(2**31 - 1)))
             episodes.append(frames)
             reached.append(goal)
             n_success += goal

@@ -93,7 +93,7 @@ def load_demo(cfg, spec: TaskSpec, make_env) -> tuple[np.ndarray, str]:
     )
     env = make_env()
     try:
-        frames, reached, _ = rollout_episode(env, expert, seed=v.demo_seed)
+        frames, reached = rollout_episode(env, expert, seed=v.demo_seed)
     finally:
         env.close()
     if spec.pixels:
