@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from rlmu.data.format import KINDS, PairedDataset, VideoDataset
+from rlmu.envs.rollout import rollout
 from rlmu.tasks import TaskSpec, get_task
 
 STATE_DOMAIN = "state"  # the "domain" recorded for state tasks (Acrobot): observations are not images
@@ -114,15 +115,8 @@ def rollout_episode(env, expert, *, seed: int) -> tuple[np.ndarray, bool]:
     ``reached_goal`` is ``info["success"]`` at the final frame: the video ends in a goal state, which is
     what reward relabelling rewards (a terminal reward on the last transition).
     """
-    obs, info = env.reset(seed=seed)
-    expert.reset()
-    frames = [np.array(obs, copy=True)]
-    while True:
-        obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
-        frames.append(np.array(obs, copy=True))
-        if terminated or truncated:
-            break
-    return np.stack(frames), bool(info["success"])
+    ep = rollout(env, expert, seed)
+    return ep.frames, ep.final_success
 
 
 def generate_videos(

@@ -3,7 +3,8 @@
 A "frame" is whatever the environment observes: ``(H, W, 3)`` uint8 images for the visual tasks, ``(D,)``
 float32 states for Acrobot. An episode of ``T`` steps yields ``T + 1`` frames ``o_0 .. o_T`` (the reset
 observation, then one per step), its true return (sum of the environment's rewards) and whether it
-succeeded (``info["success"]`` on any step).
+succeeded (``info["success"]`` on any step). The episode loop itself (``rollout``, ``Episode``) lives in
+``rlmu.envs.rollout``, shared with data generation; it is re-exported here.
 
 Policies follow the experts' interface (``rlmu.experts``): ``reset()`` at the start of an episode, then
 ``act(obs, info) -> action``.
@@ -11,30 +12,14 @@ Policies follow the experts' interface (``rlmu.experts``): ``reset()`` at the st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium
 import numpy as np
 
+from rlmu.envs.rollout import Episode, Policy, rollout
 
-class Policy(Protocol):
-    def reset(self) -> None: ...
-
-    def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class Episode:
-    """One episode: ``frames`` ``(T + 1, *frame_shape)``, true ``ret`` (env reward sum), ``success``."""
-
-    frames: np.ndarray
-    ret: float
-    success: bool
-
-    @property
-    def steps(self) -> int:
-        return len(self.frames) - 1
+__all__ = ["Episode", "Policy", "RandomPolicy", "collect", "reversed_frames", "rollout"]
 
 
 class RandomPolicy:
@@ -52,24 +37,6 @@ class RandomPolicy:
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         return self.rng.uniform(self.low, self.high).astype(np.float32)
-
-
-def rollout(env: gymnasium.Env, policy: Policy, seed: int, max_steps: int | None = None) -> Episode:
-    """Run one episode of ``policy`` in ``env`` reset with ``seed``; stops at termination or truncation
-    (or after ``max_steps`` steps). Frames are copied, so the env may reuse its buffers."""
-    obs, info = env.reset(seed=int(seed))
-    policy.reset()
-    frames = [np.array(obs, copy=True)]
-    ret, success, t = 0.0, bool(info.get("success", False)), 0
-    while max_steps is None or t < max_steps:
-        obs, reward, terminated, truncated, info = env.step(policy.act(obs, info))
-        frames.append(np.array(obs, copy=True))
-        ret += float(reward)
-        success |= bool(info.get("success", False))
-        t += 1
-        if terminated or truncated:
-            break
-    return Episode(np.stack(frames), ret, success)
 
 
 def reversed_frames(frames: np.ndarray) -> np.ndarray:
