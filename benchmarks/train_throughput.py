@@ -6,7 +6,9 @@ Both learners run SAC in this one process, on the same task, with the same netwo
   features at 48 px (SB3: the custom ``features_extractor_class`` below, one extractor shared by actor and
   critic, ``share_features_extractor=True``, the closest match to our single shared encoder; SB3's target
   critic has its own extractor copy, ours reads the online encoder's features of s'); state: the identity.
-  Actor and twin critics: MLP (512, 256, 256).
+  Actor and twin critics: MLP (512, 256, 256), the [released] RLV size and our default; on Acrobot also
+  (256, 256), SB3's default for SAC and the size of the project's state-task studies
+  (``--acrobot-hidden``).
 - batch 256, one gradient update per environment step (SB3 ``train_freq=1, gradient_steps=1``), Polyak
   target update every step, automatic temperature, Adam 3e-4, replay capacity ``--replay`` on both sides.
 - torch on the CPU with 1 thread (``torch.set_num_threads(1)``, shared by both learners).
@@ -29,7 +31,7 @@ time over all rounds, the ratio ours/SB3 of both, and the median of the per-roun
 Also printed: replay bytes per transition (allocated bytes / capacity) for both buffers.
 
 Usage: python benchmarks/train_throughput.py [push acrobot] [--rounds 4] [--chunk-pixels 10]
-       [--chunk-state 50] [--warmup 300] [--replay 10000]
+       [--chunk-state 50] [--warmup 300] [--replay 10000] [--acrobot-hidden 512,256,256 256,256]
 """
 
 from __future__ import annotations
@@ -52,12 +54,24 @@ from rlmu.train.trainer import Trainer
 TASKS = ("push", "acrobot")
 
 
+def parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--acrobot-hidden: {text!r} is not comma-separated integers"
+        ) from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"--acrobot-hidden: {text!r} needs positive widths")
+    return widths
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # -------------------------------------------------------------------------------------------------- SB3
-def make_sb3(task: str, args):
+def make_sb3(task: str, hidden: tuple[int, ...], args):
     """SB3 SAC with the networks, batch and schedule of our defaults (module docstring)."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -81,7 +95,7 @@ def make_sb3(task: str, args):
     spec = get_task(task)
     kwargs = {"image_size": 48} if spec.pixels else {}
     env = gym.make(spec.env_id, **kwargs)
-    policy_kwargs = {"net_arch": {"pi": [512, 256, 256], "qf": [512, 256, 256]}, "n_critics": 2}
+    policy_kwargs = {"net_arch": {"pi": list(hidden), "qf": list(hidden)}, "n_critics": 2}
     if spec.pixels:
         policy_kwargs.update(features_extractor_class=RLVEncoder, share_features_extractor=True)
     model = SAC(
@@ -116,8 +130,8 @@ def sb3_bytes_per_transition(model) -> float:
 
 
 class SB3Side:
-    def __init__(self, task: str, args):
-        self.model = make_sb3(task, args)
+    def __init__(self, task: str, hidden: tuple[int, ...], args):
+        self.model = make_sb3(task, hidden, args)
         self.model.learn(args.warmup + 10)  # random warm-up, then 10 updates (first-call overheads)
 
     def steps(self, n: int) -> None:
@@ -128,7 +142,7 @@ class SB3Side:
 
 # -------------------------------------------------------------------------------------------------- ours
 class OurSide:
-    def __init__(self, task: str, args):
+    def __init__(self, task: str, hidden: tuple[int, ...], args):
         cfg = load_config(
             None,
             [
@@ -141,9 +155,10 @@ class OurSide:
                 "torch_threads=1",
                 "device=cpu",
                 "image_size=48",
+                f"agent.sac.hidden=[{','.join(map(str, hidden))}]",
             ],
         )
-        assert cfg.agent.sac.batch_size == 256 and cfg.agent.sac.hidden == (512, 256, 256)
+        assert cfg.agent.sac.batch_size == 256 and cfg.agent.sac.hidden == tuple(hidden)
         assert cfg.updates_per_step == 1
         self.trainer = Trainer(cfg, tempfile.mkdtemp(prefix="rlmu_throughput_"), log=lambda msg: None)
         self.obs = None
@@ -156,9 +171,10 @@ class OurSide:
 
 
 # ------------------------------------------------------------------------------------------------- main
-def bench_task(task: str, args) -> dict:
+def bench_task(task: str, hidden: tuple[int, ...], args) -> dict:
     chunk = args.chunk_pixels if get_task(task).pixels else args.chunk_state
-    ours, sb3 = OurSide(task, args), SB3Side(task, args)
+    ours, sb3 = OurSide(task, hidden, args), SB3Side(task, hidden, args)
+    label = f"{task} {'x'.join(map(str, hidden))}"
     sides = {"ours": ours, "sb3": sb3}
     wall = {"ours": 0.0, "sb3": 0.0}
     cpu = {"ours": 0.0, "sb3": 0.0}
@@ -174,13 +190,13 @@ def bench_task(task: str, args) -> dict:
             cpu[name] += time.process_time() - c0
         round_ratios.append(this["sb3"] / this["ours"])
         print(
-            f"  {task} round {r + 1}/{args.rounds}: ours {chunk / this['ours']:6.1f} steps/s, "
+            f"  {label} round {r + 1}/{args.rounds}: ours {chunk / this['ours']:6.1f} steps/s, "
             f"sb3 {chunk / this['sb3']:6.1f} steps/s (load {load()})",
             flush=True,
         )
     n = chunk * args.rounds
     return {
-        "task": task,
+        "task": label,
         "steps": n,
         "ours_wall": n / wall["ours"],
         "sb3_wall": n / wall["sb3"],
@@ -200,6 +216,13 @@ def main() -> None:
     ap.add_argument("--chunk-state", type=int, default=50, help="env steps per side per round, acrobot")
     ap.add_argument("--warmup", type=int, default=300, help="random steps before learning (>= 256)")
     ap.add_argument("--replay", type=int, default=10_000, help="replay capacity, both sides")
+    ap.add_argument(
+        "--acrobot-hidden",
+        nargs="+",
+        type=parse_hidden,
+        default=[(512, 256, 256), (256, 256)],
+        help="actor/critic MLP widths for acrobot, one case each (default: 512,256,256 256,256)",
+    )
     args = ap.parse_args()
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:
@@ -208,22 +231,27 @@ def main() -> None:
         ap.error("--warmup must be >= 256 (the batch size) so that both sides sample full batches")
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread; load average {load()}", flush=True)
-    results = [bench_task(t, args) for t in (args.tasks or TASKS)]
+    cases = [
+        (t, h)
+        for t in (args.tasks or TASKS)
+        for h in (args.acrobot_hidden if t == "acrobot" else [(512, 256, 256)])
+    ]
+    results = [bench_task(t, h, args) for t, h in cases]
     print(
         f"\nSAC env steps/s incl. one update per step (batch 256, 1 torch thread), {args.rounds} "
         f"alternating rounds; load average at the end {load()}"
     )
     print(
-        " task    | steps | ours wall | SB3 wall | ratio | median round | ours cpu | SB3 cpu | ratio "
+        " task (MLP)          | steps | ours wall | SB3 wall | ratio | median round | ours cpu | SB3 cpu | ratio "
         "| replay B/transition ours | SB3"
     )
     print(
-        "---------+-------+-----------+----------+-------+--------------+----------+---------+-------"
+        "---------------------+-------+-----------+----------+-------+--------------+----------+---------+-------"
         "+--------------------------+-------"
     )
     for r in results:
         print(
-            f" {r['task']:7s} | {r['steps']:5d} | {r['ours_wall']:9.1f} | {r['sb3_wall']:8.1f} | "
+            f" {r['task']:19s} | {r['steps']:5d} | {r['ours_wall']:9.1f} | {r['sb3_wall']:8.1f} | "
             f"{r['ours_wall'] / r['sb3_wall']:4.2f}x | {r['median_ratio']:11.2f}x | {r['ours_cpu']:8.1f} | "
             f"{r['sb3_cpu']:7.1f} | {r['ours_cpu'] / r['sb3_cpu']:4.2f}x | {r['ours_bpt']:24.0f} | "
             f"{r['sb3_bpt']:.0f}"

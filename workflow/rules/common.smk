@@ -83,6 +83,8 @@ def _yaml_scalar(v):
         return "null"
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, list):  # e.g. agent.sac.hidden: [256, 256] -> "[256,256]" (YAML flow list)
+        return "[" + ",".join(_yaml_scalar(x) for x in v) + "]"
     return str(v)
 
 
