@@ -87,3 +87,42 @@ def test_random_shift_matches_replicate_pad_and_crop_per_sample():
     assert random_shift(frames, 0) is frames
     with pytest.raises(ValueError, match="B, C, H, W"):
         random_shift(frames[0], 4)
+
+
+def test_narrow_linear_matches_nn_linear():
+    """The narrow-input layer (first layer of the state-task MLPs) computes nn.Linear's values and gradients."""
+    from rlmu.agent.networks import NARROW_INPUT, NarrowLinear, _NarrowLinearFunction, mlp
+
+    torch.manual_seed(0)
+    narrow, ref = NarrowLinear(7, 64), torch.nn.Linear(7, 64)
+    ref.load_state_dict(narrow.state_dict())
+    x = torch.randn(32, 7, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    g = torch.randn(32, 64)
+    narrow(x).backward(g)
+    ref(x_ref).backward(g)
+    assert torch.allclose(narrow(x), ref(x_ref), atol=1e-6)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-5)
+    assert torch.allclose(narrow.weight.grad, ref.weight.grad, atol=1e-5)
+    assert torch.allclose(narrow.bias.grad, ref.bias.grad, atol=1e-6)
+    args = (
+        torch.randn(5, 3, dtype=torch.double, requires_grad=True),
+        torch.randn(4, 3, dtype=torch.double, requires_grad=True),
+        torch.randn(4, dtype=torch.double, requires_grad=True),
+    )
+    assert torch.autograd.gradcheck(_NarrowLinearFunction.apply, args)
+    # Only narrow inputs get it; state-dict keys are nn.Linear's.
+    net = mlp(6, (32, 32), 2)
+    assert isinstance(net[0], NarrowLinear) and type(net[2]) is torch.nn.Linear
+    assert type(mlp(NARROW_INPUT, (8,), 1)[0]) is torch.nn.Linear
+    assert list(net.state_dict()) == list(
+        torch.nn.Sequential(
+            *[
+                torch.nn.Linear(6, 32),
+                torch.nn.ReLU(),
+                torch.nn.Linear(32, 32),
+                torch.nn.ReLU(),
+                torch.nn.Linear(32, 2),
+            ]
+        ).state_dict()
+    )

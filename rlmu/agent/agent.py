@@ -252,7 +252,10 @@ class Agent:
         if self.is_pixel and obs_t.dtype != torch.uint8:
             raise ValueError(f"act: pixel observations must be uint8 in [0, 255], got {obs_t.dtype}")
         features = self.encoder(obs_t)
-        action = self.actor.mode(features) if deterministic else self.actor.sample(features, self.rng)[0]
+        if deterministic:
+            action = self.actor.mode(features)
+        else:
+            action = self.actor.sample(features, self.rng, log_prob=False)[0]
         action = action.cpu().numpy().astype(np.float32)
         return action[0] if single else action
 
