@@ -11,8 +11,14 @@ Per variant: ``--warmup`` untimed updates, then ``--repeats`` timed ones; printe
 time per update and the mean process CPU time per update (CPU time is less sensitive to other work on a
 shared machine; with more than one torch thread it exceeds wall time).
 
+``--state`` instead times SAC on Acrobot-shaped state batches (6-D observations, 1-D action, batch 256,
+actor/critic MLP ``--hidden``, default 256,256) and splits the update into its forward part
+(``Agent.compute_losses``: target critics, critics, critics for the actor loss, actor twice) and its
+backward part with the optimizer steps (``Agent._apply``), next to one 256x256x256 matrix product for scale.
+
 Usage: python benchmarks/agent_update.py [sac rlv rlv_summed rlmu] [--threads 1] [--channels-first]
        [--device cpu] [--repeats 10] [--warmup 2] [--pairs 200]
+       python benchmarks/agent_update.py --state [--hidden 256,256] [--repeats 300]
 """
 
 from __future__ import annotations
@@ -64,6 +70,44 @@ def batches(cfg: AgentConfig, pairs: int, device: str) -> tuple[dict, dict, dict
     return inter, obs, paired, mem
 
 
+def state_breakdown(args: argparse.Namespace) -> None:
+    """SAC on state batches: ms per whole update, per forward part and per backward + optimizer part."""
+    hidden = [int(x) for x in args.hidden.split(",")]
+    agent = Agent(AgentConfig.model_validate({"sac": {"hidden": hidden}}), (6,), 1, args.device)
+    b = 256
+    batch = {
+        "obs": torch.randn(b, 6),
+        "next_obs": torch.randn(b, 6),
+        "action": torch.rand(b, 1) * 2 - 1,
+        "reward": -torch.ones(b),
+        "terminal": torch.zeros(b),
+    }
+
+    def timed(fn, n: int) -> float:
+        for _ in range(args.warmup + 10):
+            fn()
+        sync(args.device)
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        sync(args.device)
+        return (time.process_time() - t0) / n * 1e3
+
+    n = args.repeats
+    whole = timed(lambda: agent.update(batch), n)
+    forward = timed(lambda: agent.compute_losses(batch), n)
+    losses = [agent.compute_losses(batch) for _ in range(n + args.warmup + 10)]
+    it = iter(losses)
+    backward = timed(lambda: agent._apply(next(it)), n)
+    x, w, bias = torch.randn(256, 256), torch.randn(256, 256), torch.randn(256)
+    gemm = timed(lambda: torch.addmm(bias, x, w.t()), n)
+    print(f"SAC state update, MLP {hidden}, batch {b}: CPU ms per call, mean of {n}")
+    print(f"  whole update                            {whole:7.2f}")
+    print(f"  forward (compute_losses)                {forward:7.2f}")
+    print(f"  backward + optimizer steps (_apply)     {backward:7.2f}")
+    print(f"  one 256x256x256 product (for scale)     {gemm:7.2f}  ({2 * 256**3 / gemm / 1e6:.0f} GFLOP/s)")
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()  # optimizer steps are asynchronous on a GPU
@@ -78,6 +122,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=200, help="paired states in the dataset (RLV)")
+    ap.add_argument("--state", action="store_true", help="SAC on Acrobot-shaped state batches, split")
+    ap.add_argument("--hidden", default="256,256", help="actor/critic MLP widths for --state")
     args = ap.parse_args()
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
@@ -86,6 +132,9 @@ def main() -> None:
         ap.error("--repeats and --pairs must be >= 1")
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    if args.state:
+        state_breakdown(args)
+        return
     dev = args.device
     print(
         f"torch {torch.__version__}, device {dev}, {args.threads} thread(s), channels_last "

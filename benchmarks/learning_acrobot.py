@@ -4,10 +4,12 @@ Everything goes through the command line a user runs: ``rlmu data generate`` mak
 observation data (about -79 mean return; random policy about -100, best expert about -63), then one
 ``rlmu train`` process per (variant, seed) writes its run directory under ``--out`` (a temporary directory
 by default). Agent settings are the defaults of METHODS section 3 (batch 256 + 256, lr 3e-4, 1000 random
-steps, one update per step) except the actor and critic MLPs: ``--hidden`` (default (256, 256), the SAC
-paper's and SB3's size for state tasks, as in ``config/acrobot.yaml``; the (512, 256, 256) default is the
-[released] pixel size). The run length (``--epochs`` x ``--steps-per-epoch``) is chosen here; the defaults
-(40 x 1000) fit in about 30 minutes on an idle 2-core machine with two runs at a time.
+steps, one update per step) except two CPU-budget choices, both printed: the actor and critic MLPs
+``--hidden`` (default (256, 256), the SAC paper's and SB3's size for state tasks, as in
+``config/acrobot.yaml``; the (512, 256, 256) default is the [released] pixel size) and ``--batch-size``
+(default 128 interaction + 128 observation transitions per update instead of 256 + 256). The run length
+(``--epochs`` x ``--steps-per-epoch``) is chosen here; the defaults (40 x 1000) fit in about 30 minutes on
+an idle 2-core machine with two runs at a time.
 
 Prints, per seed, the final deterministic evaluation return, the evaluation curve (mean over seeds and per
 seed), the first evaluation point at which RLV's seed-mean curve reaches SAC's final seed-mean return,
@@ -15,7 +17,8 @@ and a value diagnostic of the final checkpoints (``value_diagnostic``).
 
 Usage:
     python benchmarks/learning_acrobot.py [--epochs 40] [--steps-per-epoch 1000] [--seeds 0 1 2] [--jobs 2]
-        [--transitions 20000] [--hidden [256,256]] [--data FILE] [--out DIR] [--set key=value ...]
+        [--transitions 20000] [--hidden [256,256]] [--batch-size 128] [--data FILE] [--out DIR]
+        [--set key=value ...]
         [--report-only]
 """
 
@@ -93,6 +96,8 @@ def train_one(variant: str, seed: int, args, data: Path, out: Path) -> tuple[str
         f"epochs={args.epochs}",
         f"steps_per_epoch={args.steps_per_epoch}",
         f"agent.sac.hidden={args.hidden}",
+        f"agent.sac.batch_size={args.batch_size}",
+        f"agent.rlv.obs_batch_size={args.batch_size}",
         "study=learning_acrobot",
         *args.set,
     ]
@@ -238,6 +243,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="training processes at a time (1 torch thread each)")
     ap.add_argument("--transitions", type=int, default=20000, help="observation transitions to generate")
     ap.add_argument("--hidden", default="[256,256]", help="actor and critic MLP widths (agent.sac.hidden)")
+    ap.add_argument(
+        "--batch-size", type=int, default=128, help="interaction (and, for RLV, observation) batch per update"
+    )
     ap.add_argument("--data", type=Path, default=None, help="existing observation data (skip generation)")
     ap.add_argument("--out", type=Path, default=None, help="results directory (default: a new temp dir)")
     ap.add_argument(
@@ -263,7 +271,8 @@ def main() -> None:
     print(f"observation data {data}: {data_summary(data)}", flush=True)
     print(
         f"budget: {args.epochs} epochs x {args.steps_per_epoch} env steps, seeds {args.seeds}, "
-        f"{args.jobs} processes at a time, actor/critic MLP {args.hidden}, overrides {args.set or 'none'}",
+        f"{args.jobs} processes at a time, actor/critic MLP {args.hidden}, batch {args.batch_size} "
+        f"(+ {args.batch_size} observation transitions for RLV), overrides {args.set or 'none'}",
         flush=True,
     )
     t0 = time.perf_counter()
