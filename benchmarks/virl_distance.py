@@ -19,7 +19,8 @@ Two acceptance checks, per task and mode, both printed: "same start": from each 
 (iii); "strict": the worst re-run beats the best random rollout of any seed and the reversed demo. The exit
 status is 0 only when the strict check passes for every task and mode.
 
-    .venv/bin/python benchmarks/virl_distance.py [--task push|acrobot|all] [--steps N] [--threads K]
+    .venv/bin/python benchmarks/virl_distance.py [--task push|acrobot|all] [--steps N] [--threads K] [--rgb]
+        [--n-random 12] [--n-noisy 4]
 """
 
 from __future__ import annotations
@@ -210,8 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--rnn", choices=["gru", "lstm"], default="gru")
-    p.add_argument("--grayscale", action="store_true", help="encode luminance only (pixels)")
-    p.add_argument("--n-random", type=int, default=4, help="random-policy rollouts in the agent data")
+    p.add_argument(
+        "--rgb",
+        dest="grayscale",
+        action="store_false",
+        help="encode RGB pixels (default: luminance only, which METHODS allows for VIRL)",
+    )
+    p.add_argument("--n-random", type=int, default=12, help="random-policy rollouts in the agent data")
     p.add_argument("--n-noisy", type=int, default=4, help="noisy-expert rollouts in the agent data")
     p.add_argument("--n-other", type=int, default=2, help="DrawerOpen videos as other-task negatives (push)")
     p.add_argument("--push-noise", type=float, default=0.5, help="action-noise std of the noisy push expert")
