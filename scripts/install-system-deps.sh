@@ -9,4 +9,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     chromium slurmctld slurmd slurm-client munge libegl1 libgl1-mesa-dri >/dev/null
-echo "system packages installed: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), slurm $(dpkg-query -W -f="${Version}" slurmctld 2>/dev/null)"
+echo "system packages installed: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), slurm $(dpkg-query -W -f='${Version}' slurmctld 2>/dev/null)"
