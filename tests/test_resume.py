@@ -89,6 +89,19 @@ def run_train(run_dir: Path, overrides: list[str]) -> subprocess.CompletedProces
     )
 
 
+def preempt_at(trainer, step: int) -> None:
+    """Make the trainer see a preemption signal right after environment step ``step``."""
+    original = trainer._env_step
+
+    def env_step(obs):
+        out = original(obs)
+        if trainer.state["env_steps"] == step:
+            trainer._preempt_signal = "SIGTERM"
+        return out
+
+    trainer._env_step = env_step
+
+
 def progress_rows(csv_path: Path) -> list[list[str]]:
     """All rows of a progress CSV, header first. Every column is reproducible (timing is in timing.csv),
     so comparing these rows compares the files' contents; the identity tests also compare bytes."""

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_resume import progress_rows, tiny_overrides, write_acrobot_videos
+from test_resume import preempt_at, progress_rows, tiny_overrides, write_acrobot_videos
 
 from rlmu.cli import UserError
 from rlmu.schema import PROGRESS_COLUMNS, TIMING_COLUMNS
@@ -55,19 +55,6 @@ def test_same_seed_gives_identical_csv_and_record(tmp_path):
     assert progress_rows(tmp_path / "c" / "progress.csv") != a
 
 
-def _preempt_at(trainer: Trainer, step: int) -> None:
-    """Make the trainer see a preemption signal right after environment step ``step``."""
-    original = trainer._env_step
-
-    def env_step(obs):
-        out = original(obs)
-        if trainer.state["env_steps"] == step:
-            trainer._preempt_signal = "SIGTERM"
-        return out
-
-    trainer._env_step = env_step
-
-
 @pytest.mark.parametrize("variant, step", [("sac", 137), ("rlmu", 251)])
 def test_preempt_mid_episode_then_resume_is_exact(tmp_path, acrobot_data, variant, step):
     data = None if variant == "sac" else acrobot_data
@@ -76,7 +63,7 @@ def test_preempt_mid_episode_then_resume_is_exact(tmp_path, acrobot_data, varian
     expected = progress_rows(tmp_path / "ref" / "progress.csv")
 
     t = Trainer(cfg, tmp_path / "run", progress=False, log=lambda m: None)
-    _preempt_at(t, step)
+    preempt_at(t, step)
     assert t.run() == PREEMPTED_EXIT_CODE
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["status"] == "preempted" and rec["env_steps"] == step
@@ -138,7 +125,7 @@ def test_other_errors_mark_failed_and_raise(tmp_path, monkeypatch):
 
 def test_resume_with_another_config_is_refused(tmp_path):
     t = Trainer(_cfg(), tmp_path / "run", progress=False, log=lambda m: None)
-    _preempt_at(t, 120)
+    preempt_at(t, 120)
     assert t.run() == PREEMPTED_EXIT_CODE
     with pytest.raises(UserError, match="agent.sac.lr"):
         _train(_cfg(extra=["agent.sac.lr=1e-3"]), tmp_path / "run")
@@ -262,7 +249,7 @@ def test_pixel_preempt_mid_episode_then_resume_is_exact(tmp_path, push_data):
     )  # fmt: skip
     assert _train(cfg, tmp_path / "ref") == 0
     t = Trainer(cfg, tmp_path / "run", progress=False, log=lambda m: None)
-    _preempt_at(t, 150)
+    preempt_at(t, 150)
     assert t.run() == PREEMPTED_EXIT_CODE and t.state["episode_step"] == 50
     assert _train(cfg, tmp_path / "run") == 0
     assert progress_rows(tmp_path / "run" / "progress.csv") == progress_rows(

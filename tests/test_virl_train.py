@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_resume import progress_rows, tiny_overrides
+from test_resume import preempt_at, progress_rows, tiny_overrides
 
 from rlmu.cli import UserError
 from rlmu.train import PREEMPTED_EXIT_CODE
@@ -93,15 +93,7 @@ def test_retrain_recomputes_rewards_and_nothing_else(tmp_path):
     # No round during the run (retrain_every > run length); stop mid-episode at step 130.
     cfg = _cfg(epochs=2, extra=["virl.retrain_every=1000"])
     t = _trainer(cfg, tmp_path / "run")
-    original = t._env_step
-
-    def env_step(obs):
-        out = original(obs)
-        if t.state["env_steps"] == 130:
-            t._preempt_signal = "SIGTERM"
-        return out
-
-    t._env_step = env_step
+    preempt_at(t, 130)
     assert t.run() == PREEMPTED_EXIT_CODE
     replay, st = t.replay, t.state
     assert st["episode_step"] > 0  # an unfinished episode is in the buffer
@@ -141,15 +133,7 @@ def test_preempt_mid_episode_after_a_round_then_resume_is_exact(tmp_path):
     assert _trainer(cfg, tmp_path / "ref").run() == 0
     expected = (tmp_path / "ref" / "progress.csv").read_bytes()
     t = _trainer(cfg, tmp_path / "run")
-    original = t._env_step
-
-    def env_step(obs):
-        out = original(obs)
-        if t.state["env_steps"] == 163:
-            t._preempt_signal = "SIGTERM"
-        return out
-
-    t._env_step = env_step
+    preempt_at(t, 163)
     assert t.run() == PREEMPTED_EXIT_CODE
     assert t.state["episode_step"] > 0 and t.state["virl_rounds"] == 1
     assert _trainer(cfg, tmp_path / "run").run() == 0
