@@ -50,17 +50,22 @@ def _config_path(study_dir: Path, given: str | None) -> Path | None:
     return None
 
 
-def _thresholds(config: Path | None) -> dict[str, float]:
-    """``converge_thresholds: {task: return}`` from the study config, if it has that key."""
+def _config_value(config: Path | None, key: str):
+    """The top-level ``key`` of the study config YAML (None without a config or without that key)."""
     if config is None:
-        return {}
+        return None
     import yaml
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UserError(f"{config}: not valid YAML ({exc})") from None
-    raw = data.get("converge_thresholds") if isinstance(data, dict) else None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _thresholds(config: Path | None) -> dict[str, float]:
+    """``converge_thresholds: {task: return}`` from the study config, if it has that key."""
+    raw = _config_value(config, "converge_thresholds")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -75,15 +80,7 @@ def _thresholds(config: Path | None) -> dict[str, float]:
 
 def _config_min_seeds(config: Path | None) -> int | None:
     """``min_seeds: N`` from the study config (fewest seeds per group a claim verdict may rest on), if set."""
-    if config is None:
-        return None
-    import yaml
-
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{config}: not valid YAML ({exc})") from None
-    value = data.get("min_seeds") if isinstance(data, dict) else None
+    value = _config_value(config, "min_seeds")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
