@@ -123,9 +123,9 @@ def test_methods_defaults():
 
 # ---------------------------------------------------------------------------------- variants and keys
 @pytest.mark.parametrize(
-    ("variant", "keys", "n_opt"),
+    ("variant", "keys", "optimizers"),
     [
-        ("sac", {"loss_critic", "loss_actor", "loss_alpha"}, 3),
+        ("sac", {"loss_critic", "loss_actor", "loss_alpha"}, {"joint"}),
         (
             "rlv",
             {
@@ -137,7 +137,8 @@ def test_methods_defaults():
                 "loss_generator",
                 "loss_paired",
             },
-            7,
+            # per-loss mode: the encoder, trained by four losses, has an Adam state per loss
+            {"joint", "loss_critic", "loss_inverse", "loss_generator", "loss_paired"},
         ),
         (
             "rlmu",
@@ -150,17 +151,17 @@ def test_methods_defaults():
                 "loss_generator",
                 "loss_mem",
             },
-            7 + 1,
-        ),  # + the MEM pre-training optimizer
+            {"joint", "loss_critic", "loss_inverse", "loss_generator", "loss_mem", "mem_pretrain"},
+        ),
     ],
 )
-def test_update_returns_active_losses(variant, keys, n_opt):
+def test_update_returns_active_losses(variant, keys, optimizers):
     agent = make_agent(variant)
     inter, obs, paired, mem = batches()
     before = params(agent)
     out = agent.update(inter, obs, paired, mem)
     assert set(out) == keys | {"alpha"} and all(isinstance(v, float) and np.isfinite(v) for v in out.values())
-    assert len(agent.optimizers) == n_opt and agent.update_step == 1
+    assert set(agent.optimizers) == optimizers and agent.update_step == 1
     after = params(agent)
     assert not torch.equal(before["encoder.convs.0.weight"], after["encoder.convs.0.weight"])
     assert not torch.equal(before["actor.net.0.weight"], after["actor.net.0.weight"])
@@ -242,7 +243,7 @@ def test_observation_actions_are_detached_inverse_predictions():
     agent = make_agent("rlmu", encoder={"augment": False}, mem={"enabled": False})
     seen = []
     original = agent.critic.forward
-    agent.critic.forward = lambda h, a: (seen.append(a), original(h, a))[1]
+    agent.critic.forward = lambda h, a, **kw: (seen.append(a), original(h, a, **kw))[1]
     losses = agent.compute_losses(inter, obs)
     n = inter["obs"].shape[0]
     critic_action = seen[0]
@@ -270,12 +271,47 @@ def test_pretrain_mem_step_moves_encoder_and_mem_only():
 
 
 # ------------------------------------------------------------------------------------ optimizer modes
+@pytest.mark.parametrize(
+    ("variant", "over"),
+    [
+        ("sac", {}),
+        ("sac", {"sac": {"actor_updates_encoder": True}}),
+        ("rlv", {}),
+        ("rlv", {"rlv": {"discriminator_mode": "released", "per_loss_optimizers": False}}),
+        ("rlmu", {"rlv": {"generator_loss": "reversal"}}),
+    ],
+)
+def test_backward_plan_matches_what_each_loss_graph_reaches(variant, over):
+    """Each loss's graph reaches no group outside ``_loss_reach`` (the actor loss never reaches the critic),
+    and the losses sharing a backward pass reach none of that pass's groups but their own."""
+    agent = make_agent(variant, **over)
+    inter, obs, paired, mem = batches()
+    losses = agent.compute_losses(inter, obs, paired, mem)
+    groups = [g for g in agent._params if g != "critic_target" and agent._params[g]]
+    params = [p for g in groups for p in agent._params[g]]
+    reached = {}
+    for name, loss in losses.items():
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        owner = [g for g in groups for _ in agent._params[g]]
+        reached[name] = {
+            o for o, gr in zip(owner, grads, strict=True) if gr is not None and gr.abs().sum() > 0
+        }
+        assert reached[name] <= agent._loss_reach(name), name
+    assert "critic" not in reached["loss_actor"] and "critic" in reached["loss_critic"]
+    for job in agent.backward_plan:
+        union = {g for n in job for g in agent.loss_groups[n]}
+        for n in job:
+            assert reached.get(n, set()) & union <= set(agent.loss_groups[n]), (job, n)
+    assert sorted(n for job in agent.backward_plan for n in job) == sorted(agent.loss_groups)
+
+
 def test_summed_mode_equals_per_loss_mode_when_no_parameter_is_shared_by_two_losses():
     # SAC: only the critic loss reaches the encoder, and Adam is elementwise, so the two modes agree.
     inter, *_ = batches()
     a = make_agent("sac", rlv={"per_loss_optimizers": True})
     b = make_agent("sac", rlv={"per_loss_optimizers": False})
-    assert set(b.optimizers) == {"encoder", "critic", "actor", "log_alpha"}
+    assert set(a.optimizers) == set(b.optimizers) == {"joint"}
+    assert a.backward_plan == b.backward_plan == [("loss_critic", "loss_actor", "loss_alpha")]
     for _ in range(2):
         assert a.update(inter) == b.update(inter)
     pa, pb = params(a), params(b)
@@ -414,8 +450,9 @@ def test_optimizers_receive_the_scaled_gradients_of_their_losses(per_loss):
             assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(seen[name], grads, strict=False))
     else:
         total = [sum(g[i] for g in expected.values()) for i in range(len(enc))]
+        # one Adam for every parameter; the encoder's come first
         assert all(
-            torch.allclose(a, b, rtol=1e-5, atol=1e-9) for a, b in zip(seen["encoder"], total, strict=True)
+            torch.allclose(a, b, rtol=1e-5, atol=1e-9) for a, b in zip(seen["joint"], total, strict=False)
         )
 
 

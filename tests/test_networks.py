@@ -89,32 +89,62 @@ def test_random_shift_matches_replicate_pad_and_crop_per_sample():
         random_shift(frames[0], 4)
 
 
-def test_narrow_linear_matches_nn_linear():
-    """The narrow-input layer (first layer of the state-task MLPs) computes nn.Linear's values and gradients."""
-    from rlmu.agent.networks import NARROW_INPUT, NarrowLinear, _NarrowLinearFunction, mlp
+def _sequential_reference(nets, x):
+    """The stacks through plain nn.Sequential autograd (the modules' own layers)."""
+    return torch.cat([torch.nn.Sequential.forward(net, x) for net in nets], -1)
+
+
+@pytest.mark.parametrize(
+    ("in_dim", "hidden", "out_dim", "k"),
+    [(7, (32, 32), 1, 2), (6, (32,), 2, 1), (40, (24, 24), 3, 1), (20, (16,), 1, 2), (9, (), 2, 1)],
+)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_mlp_function_matches_sequential_autograd(in_dim, hidden, out_dim, k, sparse):
+    """One-node MLP stacks (mlp_forward) give nn.Sequential's values, input and parameter gradients, with a
+    dense output gradient and with one whose rows are mostly zero (the min(Q1, Q2) case); with
+    grad_params=False the input gradient is the same and no parameter gets one."""
+    from rlmu.agent.networks import mlp, mlp_forward
 
     torch.manual_seed(0)
-    narrow, ref = NarrowLinear(7, 64), torch.nn.Linear(7, 64)
-    ref.load_state_dict(narrow.state_dict())
-    x = torch.randn(32, 7, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_(True)
-    g = torch.randn(32, 64)
-    narrow(x).backward(g)
-    ref(x_ref).backward(g)
-    assert torch.allclose(narrow(x), ref(x_ref), atol=1e-6)
-    assert torch.allclose(x.grad, x_ref.grad, atol=1e-5)
-    assert torch.allclose(narrow.weight.grad, ref.weight.grad, atol=1e-5)
-    assert torch.allclose(narrow.bias.grad, ref.bias.grad, atol=1e-6)
-    args = (
-        torch.randn(5, 3, dtype=torch.double, requires_grad=True),
-        torch.randn(4, 3, dtype=torch.double, requires_grad=True),
-        torch.randn(4, dtype=torch.double, requires_grad=True),
+    nets = [mlp(in_dim, hidden, out_dim).double() for _ in range(k)]
+    params = [p for net in nets for p in net.parameters()]
+    x = torch.randn(64, in_dim, dtype=torch.double, requires_grad=True)
+    g = torch.randn(64, k * out_dim, dtype=torch.double)
+    if sparse:  # each network gets a gradient on a different quarter of the rows
+        mask = torch.zeros_like(g)
+        for j in range(k):
+            mask[16 * j : 16 * (j + 1), j * out_dim : (j + 1) * out_dim] = 1
+        g = g * mask
+    ref_out = _sequential_reference(nets, x)
+    ref = torch.autograd.grad(ref_out, [x, *params], g)
+    out = mlp_forward(nets, x)
+    got = torch.autograd.grad(out, [x, *params], g)
+    assert torch.allclose(out, ref_out, atol=1e-12)
+    for a, b in zip(got, ref, strict=True):
+        assert torch.allclose(a, b, atol=1e-10)
+    out = mlp_forward(nets, x, grad_params=False)
+    (gx,) = torch.autograd.grad(out, x, g)
+    assert torch.allclose(gx, ref[0], atol=1e-10)
+    assert all(p.grad is None for p in params)
+    no_param_grads = torch.autograd.grad(
+        mlp_forward(nets, x, grad_params=False).sum(), params, allow_unused=True
     )
-    assert torch.autograd.gradcheck(_NarrowLinearFunction.apply, args)
-    # Only narrow inputs get it; state-dict keys are nn.Linear's.
+    assert no_param_grads == (None,) * len(params)
+    with torch.no_grad():  # the plain no-gradient path
+        assert torch.allclose(mlp_forward(nets, x), ref_out, atol=1e-12)
+
+
+def test_mlp_function_gradcheck_and_module_layout():
+    from rlmu.agent.networks import MLP, _MLPFunction, mlp
+
+    torch.manual_seed(0)
+    nets = [mlp(5, (6, 6), 1).double(), mlp(5, (6, 6), 1).double()]
+    params = [p.detach().clone().requires_grad_(True) for net in nets for p in net.parameters()]
+    x = torch.randn(8, 5, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, *p: _MLPFunction.apply(x, 2, 3, *p), (x, *params))
+    # An nn.Sequential of Linear and ReLU: the state-dict keys and initialisation of nn.Sequential.
     net = mlp(6, (32, 32), 2)
-    assert isinstance(net[0], NarrowLinear) and type(net[2]) is torch.nn.Linear
-    assert type(mlp(NARROW_INPUT, (8,), 1)[0]) is torch.nn.Linear
+    assert isinstance(net, MLP) and isinstance(net, torch.nn.Sequential)
     assert list(net.state_dict()) == list(
         torch.nn.Sequential(
             *[
@@ -126,3 +156,30 @@ def test_narrow_linear_matches_nn_linear():
             ]
         ).state_dict()
     )
+    y = torch.randn(3, 4, 6)  # inputs other than 2-D take the plain path
+    assert net(y).shape == (3, 4, 2) and torch.allclose(net(y), torch.nn.Sequential.forward(net, y))
+
+
+def test_squashed_gaussian_sample_node_matches_composed_operations():
+    """The actor's one-node sample (hand-written backward) gives the values and gradients of the composed
+    clamp / exp / tanh / log-probability operations, inside and outside the log-std clamp."""
+    from rlmu.agent.networks import _SquashedGaussianSample, squashed_gaussian_log_prob
+
+    torch.manual_seed(0)
+    out = (torch.randn(40, 6, dtype=torch.double) * 3).requires_grad_(True)  # some log-stds clamped
+    noise = torch.randn(40, 3, dtype=torch.double)
+
+    def composed(o):
+        mean, log_std = o[:, :3], o[:, 3:].clamp(-2.0, 1.0)
+        u = mean + log_std.exp() * noise
+        return torch.tanh(u), squashed_gaussian_log_prob(u, noise, log_std)
+
+    assert torch.autograd.gradcheck(lambda o: _SquashedGaussianSample.apply(o, noise, -2.0, 1.0), (out,))
+    got, ref = _SquashedGaussianSample.apply(out, noise, -2.0, 1.0), composed(out)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(got, ref, strict=True))
+    ga, gl = torch.randn(40, 3, dtype=torch.double), torch.randn(40, dtype=torch.double)
+    (g_got,) = torch.autograd.grad((got[0] * ga).sum() + (got[1] * gl).sum(), out)
+    (g_ref,) = torch.autograd.grad((ref[0] * ga).sum() + (ref[1] * gl).sum(), out)
+    # Equal up to torch's softplus, whose linear branch (input > 20) has slope 1 instead of sigmoid.
+    assert torch.allclose(g_got, g_ref, atol=1e-6)
+    assert (g_got[:, 3:] == 0).any()  # clamped log-stds get no gradient

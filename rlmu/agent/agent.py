@@ -43,6 +43,10 @@ Update (``Agent.update``), every number from the config:
    -paired). The encoder then has one Adam state per loss that touches it, so a loss scale acts only through
    Adam's epsilon. ``False``: the scaled gradients are summed per parameter and one Adam per group steps.
    Learning rates: ``sac.lr``, except the MEM optimizer / the motion_extractor group (``mem.lr``).
+   Adam being elementwise, both are implemented with as few ``step`` calls as they allow: one ``joint`` Adam
+   for every parameter that one loss trains (summed mode: every parameter), plus, in per-loss mode, one
+   Adam per loss for the groups several losses train (``_build_optimizers``). Losses whose graphs stay
+   inside the pass's groups share one backward pass (``_plan_backward``; SAC: one pass in all).
 5. Polyak update of the target critic every ``sac.target_update_period`` updates.
 
 ``pretrain_mem_step`` trains encoder + MEM on Eq. 6 alone with its own Adam (``mem.lr``).
@@ -56,6 +60,7 @@ so a checkpoint resumes the exact random stream.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -78,10 +83,6 @@ LOSS_GROUPS: dict[str, tuple[str, ...]] = {
     "loss_paired": ("encoder",),
     "loss_mem": ("encoder", "motion_extractor"),
 }
-
-# Losses whose graphs reach no parameters outside their own groups' union (encoder, critic, inverse_model,
-# motion_extractor); summed mode back-propagates their sum once.
-_JOINT_LOSSES = frozenset({"loss_critic", "loss_inverse", "loss_generator", "loss_paired", "loss_mem"})
 
 _STATE_KEYS = ("update_step", "mem_pretrain_step", "rng", "log_alpha", "networks", "optimizers")
 
@@ -161,6 +162,7 @@ class Agent:
             "loss_mem": mem.loss_scale,
         }
         self.optimizers = self._build_optimizers()
+        self.backward_plan = self._plan_backward()
 
     # ----------------------------------------------------------------------------------------- structure
     @property
@@ -204,24 +206,81 @@ class Agent:
                 result[name] = groups
         return result
 
-    def _adam(self, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
+    def _loss_reach(self, name: str) -> set[str]:
+        """The parameter groups loss ``name``'s graph reaches, its own groups included. The actor loss reads the
+        critic with ``grad_params=False`` and alpha detached; the generator loss runs through the
+        discriminator; the discriminator loss reaches the encoder only in ``adversarial`` mode."""
+        sac, rlv = self.cfg.sac, self.cfg.rlv
+        extra = {
+            "loss_generator": {"discriminator"},
+            "loss_discriminator": {"encoder"} if rlv.discriminator_mode == "adversarial" else set(),
+            "loss_actor": {"encoder"} if sac.actor_updates_encoder else set(),
+        }.get(name, set())
+        return {g for g in (*LOSS_GROUPS[name], *extra) if self._group_params(g)}
+
+    def _shared_groups(self) -> set[str]:
+        """Per-loss mode: the groups trained by two or more active losses (one Adam state per loss there)."""
+        if not self.cfg.rlv.per_loss_optimizers:
+            return set()
+        count = Counter(g for groups in self.loss_groups.values() for g in groups)
+        return {g for g, c in count.items() if c > 1}
+
+    def _plan_backward(self) -> list[tuple[str, ...]]:
+        """The losses back-propagated together, one backward pass per tuple.
+
+        Losses share a pass when none of them reaches a parameter of the pass that is outside its own groups
+        (so each parameter's gradient is exactly the sum over the losses that train it), and, in per-loss
+        mode, when their groups belong to no other active loss (so each gradient is one loss's). The rest
+        get a pass each, with respect to their own groups."""
+        names = list(self.loss_groups)
+        shared = self._shared_groups()
+        joint = [n for n in names if not shared.intersection(self.loss_groups[n])]
+        while joint:
+            union = {g for n in joint for g in self.loss_groups[n]}
+            stray = [n for n in joint if (self._loss_reach(n) & union) - set(self.loss_groups[n])]
+            if not stray:
+                break
+            joint.remove(stray[0])
+        return ([tuple(joint)] if joint else []) + [(n,) for n in names if n not in joint]
+
+    def _adam(self, params: Iterable[torch.Tensor] | list[dict], lr: float) -> torch.optim.Adam:
         # The fused kernel (one pass per step over all tensors; CPU and CUDA) is the same Adam update,
         # about 3.5x cheaper than torch's default per-tensor loop on the CPU for these networks.
         fused = self.device.type in ("cpu", "cuda")
         return torch.optim.Adam(list(params), lr=lr, eps=self.cfg.sac.adam_eps, fused=fused)
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Adam is elementwise, so optimizers are laid out by parameter, which is the same update as one Adam
+        per loss (per-loss mode) or per group (summed mode) and costs one ``step`` call instead of several:
+
+        - ``joint``: every parameter trained by one loss only (summed mode: every parameter), in parameter
+          groups by learning rate;
+        - per-loss mode, ``loss_*``: that loss's Adam state for the groups two or more losses train (RLV's
+          shared encoder);
+        - ``mem_pretrain``: encoder + MEM pre-training.
+        """
         sac, mem = self.cfg.sac, self.cfg.mem
+        per_loss = self.cfg.rlv.per_loss_optimizers
+        shared = self._shared_groups()
+
+        def lr(loss: str, group: str) -> float:
+            return mem.lr if (loss == "loss_mem" if per_loss else group == "motion_extractor") else sac.lr
+
+        by_lr: dict[float, list[torch.Tensor]] = {}
+        seen: set[str] = set()
+        for name, groups in self.loss_groups.items():
+            for group in groups:
+                if group not in shared and group not in seen:
+                    seen.add(group)
+                    by_lr.setdefault(lr(name, group), []).extend(self._group_params(group))
         opts: dict[str, torch.optim.Optimizer] = {}
-        if self.cfg.rlv.per_loss_optimizers:
-            for name, groups in self.loss_groups.items():
-                lr = mem.lr if name == "loss_mem" else sac.lr
-                opts[name] = self._adam((p for g in groups for p in self._group_params(g)), lr)
-        else:
-            for group in dict.fromkeys(g for groups in self.loss_groups.values() for g in groups):
-                opts[group] = self._adam(
-                    self._group_params(group), mem.lr if group == "motion_extractor" else sac.lr
-                )
+        if by_lr:
+            opts["joint"] = self._adam([{"params": ps, "lr": v} for v, ps in by_lr.items()], sac.lr)
+        self._joint_params = {p for ps in by_lr.values() for p in ps}
+        for name, groups in self.loss_groups.items():
+            own_shared = [p for g in groups if g in shared for p in self._group_params(g)]
+            if own_shared:
+                opts[name] = self._adam(own_shared, lr(name, groups[0]))
         if mem.enabled:
             opts["mem_pretrain"] = self._adam(
                 [*self._group_params("encoder"), *self._group_params("motion_extractor")], mem.lr
@@ -361,7 +420,8 @@ class Agent:
 
         h_pi = h if self.cfg.sac.actor_updates_encoder else h.detach()
         pi_action, log_prob = self.actor.sample(h_pi, self.rng)
-        out["loss_actor"] = L.actor_loss(log_prob, *self.critic(h_pi, pi_action), alpha)
+        # The critic's parameters are constants here (the actor loss trains the actor only).
+        out["loss_actor"] = L.actor_loss(log_prob, *self.critic(h_pi, pi_action, grad_params=False), alpha)
         out["loss_alpha"] = L.alpha_loss(self.log_alpha, log_prob, self.target_entropy)
 
         if self.mem_due():
@@ -381,57 +441,37 @@ class Agent:
         return dict(zip(names, values, strict=True))
 
     def _apply(self, losses: dict[str, torch.Tensor]) -> None:
-        """Gradients of every scaled loss w.r.t. its groups at the current parameters, then all steps."""
-        per_loss = self.cfg.rlv.per_loss_optimizers
-        names = list(losses)
+        """Gradients of every scaled loss w.r.t. its groups at the current parameters (one backward pass per
+        ``_plan_backward`` entry), then every optimizer steps."""
         scaled = {name: self.loss_scales[name] * loss for name, loss in losses.items()}
-        if per_loss:
-            jobs = [(scaled[name], self.loss_groups[name], name) for name in names]
-        else:
-            # Summed mode needs only the per-parameter sum, so the losses that reach nothing outside
-            # _JOINT_LOSSES share one backward pass (one trip through the encoder). The actor (reaches the
-            # critic), alpha and discriminator (reaches the encoder in adversarial mode) stay separate so
-            # that each still trains only its own groups.
-            joint = [n for n in names if n in _JOINT_LOSSES]
-            jobs = (
-                [
-                    (
-                        sum(scaled[n] for n in joint),
-                        tuple(dict.fromkeys(g for n in joint for g in self.loss_groups[n])),
-                        "joint",
-                    )
-                ]
-                if joint
-                else []
-            )
-            jobs += [(scaled[n], self.loss_groups[n], n) for n in names if n not in _JOINT_LOSSES]
-        summed: dict[torch.Tensor, torch.Tensor] = {}
-        per_loss_grads: dict[str, tuple[list[torch.Tensor], tuple]] = {}
-        for i, (loss, groups, name) in enumerate(jobs):
-            params = [p for g in groups for p in self._group_params(g)]
+        jobs = [names for names in ([n for n in job if n in scaled] for job in self.backward_plan) if names]
+        joint: dict[torch.Tensor, torch.Tensor] = {}
+        shared: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        for i, names in enumerate(jobs):
+            params = [
+                p
+                for g in dict.fromkeys(g for n in names for g in self.loss_groups[n])
+                for p in self._params[g]
+            ]
+            loss = scaled[names[0]] if len(names) == 1 else sum(scaled[n] for n in names)
             grads = torch.autograd.grad(loss, params, retain_graph=i < len(jobs) - 1, allow_unused=True)
-            if per_loss:
-                per_loss_grads[name] = (params, grads)
-            else:
-                for p, g in zip(params, grads, strict=True):
-                    if g is not None:
-                        summed[p] = summed[p] + g if p in summed else g
+            for p, g in zip(params, grads, strict=True):
+                if g is None:
+                    continue
+                if p in self._joint_params:  # summed mode: sum over passes; per-loss mode: one pass
+                    joint[p] = joint[p] + g if p in joint else g
+                else:  # per-loss mode, a shared group: this loss's own Adam (its pass has this loss only)
+                    shared.setdefault(names[0], []).append((p, g))
         # .grad is set only here, just for each optimizer's step (autograd.grad never accumulates into it).
-        if per_loss:
-            for name, (params, grads) in per_loss_grads.items():
-                for p, g in zip(params, grads, strict=True):
-                    p.grad = g
-                self.optimizers[name].step()
-                for p in params:
-                    p.grad = None
-        else:
-            for group in dict.fromkeys(g for n in names for g in self.loss_groups[n]):
-                params = self._group_params(group)
-                for p in params:
-                    p.grad = summed.get(p)
-                self.optimizers[group].step()
-                for p in params:
-                    p.grad = None
+        steps = ([("joint", list(joint.items()))] if "joint" in self.optimizers else []) + list(
+            shared.items()
+        )
+        for name, pairs in steps:
+            for p, g in pairs:
+                p.grad = g
+            self.optimizers[name].step()
+            for p, _ in pairs:
+                p.grad = None
 
     @torch.no_grad()
     def _update_target(self) -> None:

@@ -7,58 +7,164 @@ import math
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+# A GEMM dimension below this is "narrow": the backward orders its products so that MKL's CPU GEMM sees the
+# narrow dimension as rows (for a (256, 7) input and 256 units about 25-30 us per product instead of
+# 110-180 us), and a product with one output column becomes a broadcast multiply.
+NARROW = 16
+# Below this fraction of non-zero rows in the output gradient, the backward runs on those rows only.
+SPARSE_ROWS = 0.75
 
-class _NarrowLinearFunction(torch.autograd.Function):
-    """``x @ W.T + b`` whose backward computes ``dW`` as ``(x.T @ dY).T`` and ``dx`` as ``(W.T @ dY.T).T``.
 
-    Same products as ``nn.Linear``'s backward, ordered so that the CPU GEMM sees the narrow dimension
-    (the input width, e.g. 6 + 1 for Acrobot's state and action) as rows rather than columns: for a
-    (256, 7) input and 256 units the two backward products take about 25-30 us instead of 110-180 us.
+def _weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dL/dW = grad.T @ x, (out, in), with the narrow input width on the GEMM's rows."""
+    if x.shape[1] < NARROW:
+        return torch.mm(x.t(), grad).t().contiguous()
+    return torch.mm(grad.t(), x)
+
+
+def _input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """dL/dx = grad @ W, (B, in); one output unit is a broadcast multiply."""
+    if weight.shape[0] == 1:
+        return grad * weight
+    if weight.shape[1] < NARROW:
+        return torch.mm(weight.t(), grad.t()).t()
+    return torch.mm(grad, weight)
+
+
+def _mlp_backward(grad, inputs, weights, need_params, need_x, batch):
+    """Backward of one Linear-ReLU stack (see ``_MLPFunction``): (input gradient or None, parameter
+    gradients [dW_1, db_1, ..., dW_n, db_n] with None where ``need_params`` is False)."""
+    n = len(weights)
+    grads: list[torch.Tensor | None] = [None] * (2 * n)
+    grad_x = None
+    rows = None  # indices of the non-zero rows, when the backward runs on those only
+    if grad.device.type == "cpu" and grad.shape[1] <= 2 and grad.shape[0] > 1 and not any(need_params):
+        nonzero = grad.any(1).nonzero().squeeze(1)
+        if nonzero.numel() <= SPARSE_ROWS * grad.shape[0]:
+            rows = nonzero
+            grad = grad.index_select(0, rows)
+            inputs = [h.index_select(0, rows) for h in inputs]
+    for i in reversed(range(n)):
+        if need_params[2 * i]:
+            grads[2 * i] = _weight_grad(grad, inputs[i])
+        if need_params[2 * i + 1]:
+            grads[2 * i + 1] = grad.sum(0)
+        if i == 0:
+            if need_x:
+                grad_x = _input_grad(grad, weights[0])
+                if rows is not None:
+                    grad_x = grad_x.new_zeros((batch, grad_x.shape[1])).index_copy_(0, rows, grad_x)
+        elif need_x or any(need_params[: 2 * i]):
+            grad = torch.ops.aten.threshold_backward(_input_grad(grad, weights[i]), inputs[i], 0)
+        else:
+            break
+    return grad_x, grads
+
+
+class _MLPFunction(torch.autograd.Function):
+    """``k`` Linear-ReLU stacks ``x -> W_1 x + b_1 -> ReLU -> ... -> W_n h + b_n`` on one input, as one autograd
+    node; the outputs are concatenated along the feature axis (the twin Q-networks: ``k = 2``).
+
+    Inputs ``x, k, n, W_1, b_1, ..., W_n, b_n`` of the first network, then of the next (x 2-D, every network
+    ``n`` layers). The forward is ``nn.Linear``'s ``addmm`` and an in-place ReLU per layer; it saves each
+    layer's input. The backward computes the same products as autograd through ``nn.Sequential`` would, and
+    only those some input needs (weights passed detached get no product), plus:
+
+    - narrow GEMMs are oriented for the CPU GEMM (``_weight_grad``, ``_input_grad``);
+    - on the CPU, when only the input gradient is needed, a network has at most 2 outputs and most rows of
+      its output gradient are zero (the actor loss differentiates min(Q1, Q2), which sends each row's
+      gradient to one Q-network only), its backward runs on the non-zero rows and scatters the input
+      gradient back: zero rows add nothing to it, so the result is the same.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        return torch.addmm(bias, x, weight.t())
+    def forward(ctx, x, k, n, *params):
+        outputs, saved = [], []
+        for j in range(k):
+            net = params[2 * n * j : 2 * n * (j + 1)]
+            h = x
+            for i in range(n):
+                if i > 0:
+                    saved.append(h)
+                h = torch.addmm(net[2 * i + 1], h, net[2 * i].t())
+                if i < n - 1:
+                    h = h.relu_()
+            outputs.append(h)
+        ctx.save_for_backward(x, *saved, *params[0::2])
+        ctx.k, ctx.n, ctx.widths = k, n, [h.shape[1] for h in outputs]
+        return outputs[0] if k == 1 else torch.cat(outputs, 1)
 
     @staticmethod
-    def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.mm(weight.t(), grad_out.t()).t()
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.mm(x.t(), grad_out).t().contiguous()
-        if ctx.needs_input_grad[2]:
-            grad_b = grad_out.sum(0)
-        return grad_x, grad_w, grad_b
+    @once_differentiable
+    def backward(ctx, grad):
+        k, n = ctx.k, ctx.n
+        saved = ctx.saved_tensors
+        x, hidden, weights = saved[0], saved[1 : 1 + k * (n - 1)], saved[1 + k * (n - 1) :]
+        need = ctx.needs_input_grad
+        grads: list[torch.Tensor | None] = [None, None, None]
+        grad_x = None
+        offset = 0
+        for j in range(k):
+            width = ctx.widths[j]
+            g = grad[:, offset : offset + width].contiguous()
+            offset += width
+            gx, gp = _mlp_backward(
+                g,
+                [x, *hidden[j * (n - 1) : (j + 1) * (n - 1)]],
+                weights[j * n : (j + 1) * n],
+                need[3 + 2 * n * j : 3 + 2 * n * (j + 1)],
+                need[0],
+                x.shape[0],
+            )
+            grads += gp
+            if gx is not None:
+                grad_x = gx if grad_x is None else grad_x.add_(gx)
+        grads[0] = grad_x
+        return tuple(grads)
 
 
-class NarrowLinear(nn.Linear):
-    """``nn.Linear`` (same parameters, initialisation and state-dict keys) for inputs with few features:
-    2-D inputs go through :class:`_NarrowLinearFunction`, anything else through ``nn.Linear``."""
+def mlp_forward(nets: list[nn.Sequential], x: torch.Tensor, grad_params: bool = True) -> torch.Tensor:
+    """The Linear-ReLU stacks ``nets`` (same depth) on one input, outputs concatenated along the last axis.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2 and self.bias is not None and x.device.type == "cpu":
-            return _NarrowLinearFunction.apply(x, self.weight, self.bias)
-        return super().forward(x)
+    2-D inputs run as one :class:`_MLPFunction` node. ``grad_params=False`` treats the parameters as
+    constants: the gradient reaches ``x`` only, and no weight-gradient product is computed (the critic inside
+    the actor loss, whose gradient must not reach the critic's parameters)."""
+    params = [t for net in nets for m in net if isinstance(m, nn.Linear) for t in (m.weight, m.bias)]
+    if not grad_params:
+        params = [p.detach() for p in params]
+    n = len(params) // (2 * len(nets))
+    if x.dim() == 2 and torch.is_grad_enabled():
+        return _MLPFunction.apply(x, len(nets), n, *params)
+    outputs = []  # without gradients (acting, targets) or for inputs other than 2-D: plain layers
+    for j in range(len(nets)):
+        h = x
+        for i in range(n):
+            h = F.linear(h, params[2 * n * j + 2 * i], params[2 * n * j + 2 * i + 1])
+            if i < n - 1:
+                h = torch.relu_(h) if not torch.is_grad_enabled() else torch.relu(h)
+        outputs.append(h)
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, -1)
 
 
-# Inputs narrower than this use NarrowLinear on the CPU (measured faster below 16 features).
-NARROW_INPUT = 16
+class MLP(nn.Sequential):
+    """Linear-ReLU stack: an ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` (same parameters, initialisation
+    and state-dict keys) that runs through :func:`mlp_forward`."""
+
+    def forward(self, x: torch.Tensor, grad_params: bool = True) -> torch.Tensor:
+        return mlp_forward([self], x, grad_params)
 
 
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> MLP:
     """Linear-ReLU stack: in_dim -> hidden... -> out_dim (no output activation)."""
     layers: list[nn.Module] = []
     for width in hidden:
-        linear = NarrowLinear if in_dim < NARROW_INPUT else nn.Linear
-        layers += [linear(in_dim, width), nn.ReLU(inplace=True)]
+        layers += [nn.Linear(in_dim, width), nn.ReLU(inplace=True)]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 class Encoder(nn.Module):
@@ -142,10 +248,14 @@ class Actor(nn.Module):
         """Reparameterised sample: action (B, A) in (-1, 1) and its log-probability (B,) under the squashed
         Gaussian (``None`` with ``log_prob=False``, for acting). The noise comes from ``generator`` (the
         agent's RNG)."""
-        mean, log_std = self(features)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        u = mean + log_std.exp() * noise
-        return torch.tanh(u), squashed_gaussian_log_prob(u, noise, log_std) if log_prob else None
+        out = self.net(features)
+        a = out.shape[-1] // 2
+        noise = torch.randn(out[..., :a].shape, generator=generator, device=out.device, dtype=out.dtype)
+        if not log_prob:
+            mean, log_std = out[..., :a], out[..., a:].clamp(self.log_std_min, self.log_std_max)
+            return torch.tanh(mean + log_std.exp() * noise), None
+        action, lp = _SquashedGaussianSample.apply(out, noise, self.log_std_min, self.log_std_max)
+        return action, lp
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
         """Deterministic action tanh(mean), (B, A)."""
@@ -162,6 +272,41 @@ def squashed_gaussian_log_prob(u: torch.Tensor, noise: torch.Tensor, log_std: to
     return (gaussian - log_det).sum(-1)
 
 
+class _SquashedGaussianSample(torch.autograd.Function):
+    """The actor's reparameterised sample as one autograd node: from the raw head output [mean, log_std']
+    (B, 2A) and the standard-normal noise (B, A), with log_std = clamp(log_std', min, max), std = exp(log_std)
+    and u = mean + std * noise: action = tanh(u) and ``squashed_gaussian_log_prob(u, noise, log_std)``.
+
+    Backward, by hand (the same derivative autograd takes through the separate operations): with
+    d log_prob / du = 2 tanh(u) (the derivative of -2 (log 2 - u - softplus(-2u))) and
+    d tanh(u) / du = 1 - tanh(u)^2, g_u = g_action (1 - action^2) + 2 g_logp action; then
+    d mean = g_u and d log_std = g_u std noise - g_logp, passed to log_std' where it lies within the clamp
+    bounds (bounds included, as ``torch.clamp``)."""
+
+    @staticmethod
+    def forward(ctx, out, noise, log_std_min, log_std_max):
+        a = out.shape[-1] // 2
+        mean, raw = out[..., :a], out[..., a:]
+        log_std = raw.clamp(log_std_min, log_std_max)
+        std_noise = log_std.exp().mul_(noise)
+        u = mean + std_noise
+        action = torch.tanh(u)
+        lp = squashed_gaussian_log_prob(u, noise, log_std)
+        ctx.save_for_backward(action, std_noise, raw)
+        ctx.bounds = (log_std_min, log_std_max)
+        return action, lp
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_action, g_logp):
+        action, std_noise, raw = ctx.saved_tensors
+        g_logp = g_logp.unsqueeze(-1)
+        g_u = torch.addcmul(g_action * (1.0 - action * action), g_logp, action, value=2.0)
+        lo, hi = ctx.bounds
+        g_log_std = torch.addcmul(-g_logp, g_u, std_noise).mul_((raw >= lo) & (raw <= hi))
+        return torch.cat([g_u, g_log_std], -1), None, None, None
+
+
 class Critic(nn.Module):
     """Twin soft Q-functions Q1, Q2 on [f_enc(s), a]."""
 
@@ -170,10 +315,13 @@ class Critic(nn.Module):
         self.q1 = mlp(repr_dim + action_dim, hidden, 1)
         self.q2 = mlp(repr_dim + action_dim, hidden, 1)
 
-    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, repr_dim), (B, A) -> Q1 (B,), Q2 (B,)."""
-        x = torch.cat([features, action], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+    def forward(
+        self, features: torch.Tensor, action: torch.Tensor, grad_params: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, repr_dim), (B, A) -> Q1 (B,), Q2 (B,). ``grad_params=False``: parameters held constant
+        (``MLP.forward``), the gradient reaches the features and the action only."""
+        q = mlp_forward([self.q1, self.q2], torch.cat([features, action], dim=-1), grad_params)
+        return q[..., 0], q[..., 1]
 
 
 class InverseModel(nn.Module):

@@ -18,7 +18,7 @@ import torch
 from rlmu.utils.io import atomic_open
 
 CHECKPOINT_FORMAT = "rlmu-train-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
