@@ -318,6 +318,25 @@ def test_summed_mode_equals_per_loss_mode_when_no_parameter_is_shared_by_two_los
     assert all(torch.allclose(pa[k], pb[k], atol=1e-7) for k in pa)
 
 
+@pytest.mark.parametrize("variant", ["sac", "rlmu"])
+def test_direct_fused_adam_step_equals_optimizer_step(variant):
+    """After the first step, the agent calls the fused Adam kernels directly on the optimizers' state; that
+    gives bit-identical parameters and optimizer state to ``torch.optim.Adam.step()``."""
+    inter, obs, paired, mem = batches()
+    a, b = make_agent(variant), make_agent(variant)
+    for opt in b.optimizers.values():
+        opt.defaults["fused"] = False  # b: always the regular (still fused) optimizer step
+    for _ in range(3):
+        assert a.update(inter, obs, paired, mem) == b.update(inter, obs, paired, mem)
+    pa, pb = params(a), params(b)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    for name in a.optimizers:
+        sa, sb = a.optimizers[name].state_dict()["state"], b.optimizers[name].state_dict()["state"]
+        assert sa.keys() == sb.keys()
+        assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    assert all(p.grad is None for net in a.networks.values() for p in net.parameters())
+
+
 def test_summed_mode_differs_for_rlv_and_sums_scaled_gradients():
     inter, obs, paired, _ = batches()
     a = make_agent("rlv", rlv={"enabled": True, "paired": True, "per_loss_optimizers": True})

@@ -89,7 +89,7 @@ class _MLPFunction(torch.autograd.Function):
             for i in range(n):
                 if i > 0:
                     saved.append(h)
-                h = torch.addmm(net[2 * i + 1], h, net[2 * i].t())
+                h = F.linear(h, net[2 * i], net[2 * i + 1])
                 if i < n - 1:
                     h = h.relu_()
             outputs.append(h)
@@ -126,13 +126,13 @@ class _MLPFunction(torch.autograd.Function):
         return tuple(grads)
 
 
-def mlp_forward(nets: list[nn.Sequential], x: torch.Tensor, grad_params: bool = True) -> torch.Tensor:
+def mlp_forward(nets: list[MLP], x: torch.Tensor, grad_params: bool = True) -> torch.Tensor:
     """The Linear-ReLU stacks ``nets`` (same depth) on one input, outputs concatenated along the last axis.
 
     2-D inputs run as one :class:`_MLPFunction` node. ``grad_params=False`` treats the parameters as
     constants: the gradient reaches ``x`` only, and no weight-gradient product is computed (the critic inside
     the actor loss, whose gradient must not reach the critic's parameters)."""
-    params = [t for net in nets for m in net if isinstance(m, nn.Linear) for t in (m.weight, m.bias)]
+    params = [t for net in nets for t in net.linear_params()]
     if not grad_params:
         params = [p.detach() for p in params]
     n = len(params) // (2 * len(nets))
@@ -152,6 +152,13 @@ def mlp_forward(nets: list[nn.Sequential], x: torch.Tensor, grad_params: bool = 
 class MLP(nn.Sequential):
     """Linear-ReLU stack: an ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` (same parameters, initialisation
     and state-dict keys) that runs through :func:`mlp_forward`."""
+
+    def linear_params(self) -> list[torch.Tensor]:
+        """[W_1, b_1, ..., W_n, b_n], read from the layers' parameter dicts (cheaper than attribute access,
+        and always the current parameter objects)."""
+        if not hasattr(self, "_linears"):
+            self._linears = [m._parameters for m in self if isinstance(m, nn.Linear)]
+        return [p for d in self._linears for p in (d["weight"], d["bias"])]
 
     def forward(self, x: torch.Tensor, grad_params: bool = True) -> torch.Tensor:
         return mlp_forward([self], x, grad_params)
