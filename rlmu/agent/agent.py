@@ -444,7 +444,10 @@ class Agent:
     def _apply(self, losses: dict[str, torch.Tensor]) -> None:
         """Gradients of every scaled loss w.r.t. its groups at the current parameters (one backward pass per
         ``_plan_backward`` entry), then every optimizer steps."""
-        scaled = {name: self.loss_scales[name] * loss for name, loss in losses.items()}
+        scaled = {
+            name: loss if self.loss_scales[name] == 1.0 else self.loss_scales[name] * loss
+            for name, loss in losses.items()
+        }
         jobs = [names for names in ([n for n in job if n in scaled] for job in self.backward_plan) if names]
         joint: dict[torch.Tensor, torch.Tensor] = {}
         shared: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -454,7 +457,9 @@ class Agent:
                 for g in dict.fromkeys(g for n in names for g in self.loss_groups[n])
                 for p in self._params[g]
             ]
-            loss = scaled[names[0]] if len(names) == 1 else sum(scaled[n] for n in names)
+            loss = scaled[names[0]]
+            for n in names[1:]:
+                loss = loss + scaled[n]
             grads = torch.autograd.grad(loss, params, retain_graph=i < len(jobs) - 1, allow_unused=True)
             for p, g in zip(params, grads, strict=True):
                 if g is None:

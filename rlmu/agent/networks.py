@@ -328,7 +328,8 @@ class Critic(nn.Module):
         """(B, repr_dim), (B, A) -> Q1 (B,), Q2 (B,). ``grad_params=False``: parameters held constant
         (``MLP.forward``), the gradient reaches the features and the action only."""
         q = mlp_forward([self.q1, self.q2], torch.cat([features, action], dim=-1), grad_params)
-        return q[..., 0], q[..., 1]
+        q1, q2 = q.unbind(-1)
+        return q1, q2
 
 
 class InverseModel(nn.Module):
