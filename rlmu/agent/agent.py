@@ -162,7 +162,12 @@ class Agent:
             "loss_mem": mem.loss_scale,
         }
         self.optimizers = self._build_optimizers()
-        self._adam_groups: dict[str, dict[torch.Tensor, int]] = {}
+        # Each optimizer's parameter -> its param-group index (``_adam_step``); the ``joint`` Adam's parameters.
+        self._adam_groups = {
+            name: {p: i for i, group in enumerate(opt.param_groups) for p in group["params"]}
+            for name, opt in self.optimizers.items()
+        }
+        self._joint_params = set(self._adam_groups.get("joint", {}))
         self.backward_plan = self._plan_backward()
 
     # ----------------------------------------------------------------------------------------- structure
@@ -277,7 +282,6 @@ class Agent:
         opts: dict[str, torch.optim.Optimizer] = {}
         if by_lr:
             opts["joint"] = self._adam([{"params": ps, "lr": v} for v, ps in by_lr.items()], sac.lr)
-        self._joint_params = {p for ps in by_lr.values() for p in ps}
         for name, groups in self.loss_groups.items():
             own_shared = [p for g in groups if g in shared for p in self._group_params(g)]
             if own_shared:
@@ -490,10 +494,6 @@ class Agent:
             for p, _ in pairs:
                 p.grad = None
             return
-        if name not in self._adam_groups:
-            self._adam_groups[name] = {
-                p: i for i, group in enumerate(opt.param_groups) for p in group["params"]
-            }
         by_group: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         for p, g in pairs:
             by_group.setdefault(self._adam_groups[name][p], []).append((p, g))
