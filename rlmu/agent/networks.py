@@ -64,6 +64,29 @@ def _mlp_backward(grad, inputs, weights, need_params, need_x, batch):
     return grad_x, grads
 
 
+def _stack_layers(
+    x: torch.Tensor,
+    n: int,
+    params: list[torch.Tensor] | tuple[torch.Tensor, ...],
+    saved: list[torch.Tensor] | None = None,
+    inplace: bool = True,
+) -> list[torch.Tensor]:
+    """The outputs of the ``len(params) / 2n`` Linear-ReLU stacks of ``n`` layers on ``x`` (parameters
+    [W_1, b_1, ..., W_n, b_n] per stack, stacks one after the other); appends every hidden activation to
+    ``saved``. ``inplace``: ReLU in place (not where autograd records the operations)."""
+    outputs = []
+    for j in range(len(params) // (2 * n)):
+        h = x
+        for i in range(n):
+            if saved is not None and i > 0:
+                saved.append(h)
+            h = F.linear(h, params[2 * n * j + 2 * i], params[2 * n * j + 2 * i + 1])
+            if i < n - 1:
+                h = h.relu_() if inplace else torch.relu(h)
+        outputs.append(h)
+    return outputs
+
+
 class _MLPFunction(torch.autograd.Function):
     """``k`` Linear-ReLU stacks ``x -> W_1 x + b_1 -> ReLU -> ... -> W_n h + b_n`` on one input, as one autograd
     node; the outputs are concatenated along the feature axis (the twin Q-networks: ``k = 2``).
@@ -82,20 +105,11 @@ class _MLPFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, k, n, *params):
-        outputs, saved = [], []
-        for j in range(k):
-            net = params[2 * n * j : 2 * n * (j + 1)]
-            h = x
-            for i in range(n):
-                if i > 0:
-                    saved.append(h)
-                h = F.linear(h, net[2 * i], net[2 * i + 1])
-                if i < n - 1:
-                    h = h.relu_()
-            outputs.append(h)
+        saved: list[torch.Tensor] = []
+        outputs = _stack_layers(x, n, params, saved)
         ctx.save_for_backward(x, *saved, *params[0::2])
         ctx.k, ctx.n, ctx.widths = k, n, [h.shape[1] for h in outputs]
-        return outputs[0] if k == 1 else torch.cat(outputs, 1)
+        return outputs[0] if k == 1 else torch.cat(outputs, -1)
 
     @staticmethod
     @once_differentiable
@@ -138,14 +152,8 @@ def mlp_forward(nets: list[MLP], x: torch.Tensor, grad_params: bool = True) -> t
     n = len(params) // (2 * len(nets))
     if x.dim() == 2 and torch.is_grad_enabled():
         return _MLPFunction.apply(x, len(nets), n, *params)
-    outputs = []  # without gradients (acting, targets) or for inputs other than 2-D: plain layers
-    for j in range(len(nets)):
-        h = x
-        for i in range(n):
-            h = F.linear(h, params[2 * n * j + 2 * i], params[2 * n * j + 2 * i + 1])
-            if i < n - 1:
-                h = torch.relu_(h) if not torch.is_grad_enabled() else torch.relu(h)
-        outputs.append(h)
+    # Without gradients (acting, targets) or for inputs other than 2-D: the plain layers.
+    outputs = _stack_layers(x, n, params, inplace=not torch.is_grad_enabled())
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, -1)
 
 
