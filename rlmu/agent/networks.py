@@ -161,11 +161,13 @@ class MLP(nn.Sequential):
     """Linear-ReLU stack: an ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` (same parameters, initialisation
     and state-dict keys) that runs through :func:`mlp_forward`."""
 
+    def __init__(self, *layers: nn.Module):
+        super().__init__(*layers)
+        self._linears = [m._parameters for m in self if isinstance(m, nn.Linear)]
+
     def linear_params(self) -> list[torch.Tensor]:
         """[W_1, b_1, ..., W_n, b_n], read from the layers' parameter dicts (cheaper than attribute access,
         and always the current parameter objects)."""
-        if not hasattr(self, "_linears"):
-            self._linears = [m._parameters for m in self if isinstance(m, nn.Linear)]
         return [p for d in self._linears for p in (d["weight"], d["bias"])]
 
     def forward(self, x: torch.Tensor, grad_params: bool = True) -> torch.Tensor:
@@ -263,14 +265,14 @@ class Actor(nn.Module):
         """Reparameterised sample: action (B, A) in (-1, 1) and its log-probability (B,) under the squashed
         Gaussian (``None`` with ``log_prob=False``, for acting). The noise comes from ``generator`` (the
         agent's RNG)."""
-        out = self.net(features)
-        a = out.shape[-1] // 2
-        noise = torch.randn(out[..., :a].shape, generator=generator, device=out.device, dtype=out.dtype)
         if not log_prob:
-            mean, log_std = out[..., :a], out[..., a:].clamp(self.log_std_min, self.log_std_max)
+            mean, log_std = self(features)
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             return torch.tanh(mean + log_std.exp() * noise), None
-        action, lp = _SquashedGaussianSample.apply(out, noise, self.log_std_min, self.log_std_max)
-        return action, lp
+        out = self.net(features)
+        shape = (*out.shape[:-1], out.shape[-1] // 2)
+        noise = torch.randn(shape, generator=generator, device=out.device, dtype=out.dtype)
+        return _SquashedGaussianSample.apply(out, noise, self.log_std_min, self.log_std_max)
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
         """Deterministic action tanh(mean), (B, A)."""
