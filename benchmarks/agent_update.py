@@ -12,9 +12,11 @@ time per update and the mean process CPU time per update (CPU time is less sensi
 shared machine; with more than one torch thread it exceeds wall time).
 
 ``--state`` instead times SAC on Acrobot-shaped state batches (6-D observations, 1-D action, batch 256,
-actor/critic MLP ``--hidden``, default 256,256) and splits the update into its forward part
-(``Agent.compute_losses``: target critics, critics, critics for the actor loss, actor twice) and its
-backward part with the optimizer steps (``Agent._apply``), next to one 256x256x256 matrix product for scale.
+actor/critic MLP ``--hidden``, default 256,256): the whole update on the hand-differentiated path that state
+SAC runs (``rlmu/agent/fused_sac.py``) and on the general autograd path, in alternating chunks of updates,
+and the autograd path split into its forward part (``Agent.compute_losses``: target critics, critics,
+critics for the actor loss, actor twice) and its backward part with the optimizer steps (``Agent._apply``),
+next to one 256x256x256 matrix product for scale.
 
 Usage: python benchmarks/agent_update.py [sac rlv rlv_summed rlmu] [--threads 1] [--channels-first]
        [--device cpu] [--repeats 10] [--warmup 2] [--pairs 200]
@@ -71,9 +73,15 @@ def batches(cfg: AgentConfig, pairs: int, device: str) -> tuple[dict, dict, dict
 
 
 def state_breakdown(args: argparse.Namespace) -> None:
-    """SAC on state batches: ms per whole update, per forward part and per backward + optimizer part."""
+    """SAC on state batches: ms per whole update, on the hand-differentiated path and on the autograd path
+    (alternating chunks), and the autograd path split into its forward and its backward + optimizer part."""
     hidden = [int(x) for x in args.hidden.split(",")]
-    agent = Agent(AgentConfig.model_validate({"sac": {"hidden": hidden}}), (6,), 1, args.device)
+    cfg = AgentConfig.model_validate({"sac": {"hidden": hidden}})
+    torch.manual_seed(0)
+    agent = Agent(cfg, (6,), 1, args.device)
+    torch.manual_seed(0)
+    plain = Agent(cfg, (6,), 1, args.device)
+    plain.fused_sac = False
     b = 256
     batch = {
         "obs": torch.randn(b, 6),
@@ -83,8 +91,8 @@ def state_breakdown(args: argparse.Namespace) -> None:
         "terminal": torch.zeros(b),
     }
 
-    def timed(fn, n: int) -> float:
-        for _ in range(args.warmup + 10):
+    def timed(fn, n: int, warmup: bool = True) -> float:
+        for _ in range(args.warmup + 10 if warmup else 0):
             fn()
         sync(args.device)
         t0 = time.process_time()
@@ -94,18 +102,30 @@ def state_breakdown(args: argparse.Namespace) -> None:
         return (time.process_time() - t0) / n * 1e3
 
     n = args.repeats
-    whole = timed(lambda: agent.update(batch), n)
-    forward = timed(lambda: agent.compute_losses(batch), n)
-    losses = [agent.compute_losses(batch) for _ in range(n + args.warmup + 10)]
+    chunk = max(n // 10, 1)
+    whole = {True: [], False: []}
+    for a in (agent, plain):
+        timed(lambda a=a: a.update(batch), 1)
+    for i in range(max(n // chunk, 1)):
+        for a in (agent, plain) if i % 2 == 0 else (plain, agent):
+            whole[a.fused_sac].append(timed(lambda a=a: a.update(batch), chunk, warmup=False))
+    fused_ms, plain_ms = statistics.mean(whole[True]), statistics.mean(whole[False])
+    forward = timed(lambda: plain.compute_losses(batch), n)
+    losses = [plain.compute_losses(batch) for _ in range(n + args.warmup + 10)]
     it = iter(losses)
-    backward = timed(lambda: agent._apply(next(it)), n)
+    backward = timed(lambda: plain._apply(next(it)), n)
     x, w, bias = torch.randn(256, 256), torch.randn(256, 256), torch.randn(256)
     gemm = timed(lambda: torch.addmm(bias, x, w.t()), n)
     print(f"SAC state update, MLP {hidden}, batch {b}: CPU ms per call, mean of {n}")
-    print(f"  whole update                            {whole:7.2f}")
-    print(f"  forward (compute_losses)                {forward:7.2f}")
-    print(f"  backward + optimizer steps (_apply)     {backward:7.2f}")
-    print(f"  one 256x256x256 product (for scale)     {gemm:7.2f}  ({2 * 256**3 / gemm / 1e6:.0f} GFLOP/s)")
+    rows = [
+        ("whole update, by hand (fused_sac.py)", fused_ms, f"by hand / autograd {fused_ms / plain_ms:.3f}"),
+        ("whole update, autograd", plain_ms, ""),
+        ("autograd: forward (compute_losses)", forward, ""),
+        ("autograd: backward + optimizers (_apply)", backward, ""),
+        ("one 256x256x256 product (for scale)", gemm, f"{2 * 256**3 / gemm / 1e6:.0f} GFLOP/s"),
+    ]
+    for label, ms, note in rows:
+        print(f"  {label:42s}{ms:7.2f}" + (f"  ({note})" if note else ""))
 
 
 def sync(device: str) -> None:

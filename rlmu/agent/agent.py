@@ -49,6 +49,10 @@ Update (``Agent.update``), every number from the config:
    inside the pass's groups share one backward pass (``_plan_backward``; SAC: one pass in all).
 5. Polyak update of the target critic every ``sac.target_update_period`` updates.
 
+Plain SAC on state observations (no encoder parameters, no RLV or MEM part) computes steps 2 and 4 by hand
+(``fused_sac.py``, ``Agent.fused_sac``): the same losses and gradients, bit for bit on the CPU, without an
+autograd graph.
+
 ``pretrain_mem_step`` trains encoder + MEM on Eq. 6 alone with its own Adam (``mem.lr``).
 
 Randomness: parameter initialisation uses torch's global RNG (seed it before constructing the agent). Every
@@ -71,6 +75,7 @@ from rlmu.agent import DivergenceError
 from rlmu.agent import losses as L
 from rlmu.agent.augment import random_shift
 from rlmu.agent.config import AgentConfig
+from rlmu.agent.fused_sac import fused_sac_update
 from rlmu.agent.networks import Actor, Critic, Discriminator, Encoder, InverseModel, MotionExtractor
 
 LOSS_GROUPS: dict[str, tuple[str, ...]] = {
@@ -169,6 +174,16 @@ class Agent:
         }
         self._joint_params = set(self._adam_groups.get("joint", {}))
         self.backward_plan = self._plan_backward()
+        # Plain SAC on state observations (the encoder has no parameters): the update is differentiated by
+        # hand (``fused_sac.py``), the same losses and gradients as autograd's without recording a graph.
+        # Set it to False to run the general path.
+        sac_losses = ("loss_critic", "loss_actor", "loss_alpha")
+        self.fused_sac = (
+            not self._params["encoder"]
+            and tuple(self.loss_groups) == sac_losses
+            and self.backward_plan == [sac_losses]
+            and self._joint_params == {*self._params["actor"], *self._params["critic"], self.log_alpha}
+        )
 
     # ----------------------------------------------------------------------------------------- structure
     @property
@@ -437,6 +452,27 @@ class Agent:
             out["loss_mem"] = L.mem_loss(*self._encode_mem(mem_batch))
         return out
 
+    def _fused_sac_losses(
+        self, batch: Mapping
+    ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``compute_losses`` and the gradients of their sum, by ``fused_sac_update`` (``self.fused_sac``)."""
+        obs = self._frames(batch, "obs", "interaction")
+        next_obs = self._frames(batch, "next_obs", "interaction")
+        return fused_sac_update(
+            self.actor,
+            self.critic,
+            self.critic_target,
+            self.log_alpha,
+            self.rng,
+            obs,
+            self._tensor(batch, "action", "interaction", torch.float32),
+            self._tensor(batch, "reward", "interaction", torch.float32),
+            self._tensor(batch, "terminal", "interaction", torch.float32),
+            next_obs,
+            self.cfg.sac.gamma,
+            self.target_entropy,
+        )
+
     def _check_finite(self, losses: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         names = list(losses)
         values = torch.stack([losses[n].detach() for n in names]).tolist()
@@ -542,10 +578,16 @@ class Agent:
         Returns the active losses keyed by progress-CSV column (``loss_critic``, ...) and ``alpha``.
         Raises ``DivergenceError`` before any parameter changes if a loss is not finite.
         """
-        losses = self.compute_losses(batch, obs_batch, paired, mem_batch)
-        values = self._check_finite(losses, self.update_step)
-        values["alpha"] = float(self.alpha)
-        self._apply(losses)
+        if self.fused_sac:
+            losses, pairs = self._fused_sac_losses(batch)
+            values = self._check_finite(losses, self.update_step)
+            values["alpha"] = float(self.alpha)
+            self._adam_step("joint", pairs)
+        else:
+            losses = self.compute_losses(batch, obs_batch, paired, mem_batch)
+            values = self._check_finite(losses, self.update_step)
+            values["alpha"] = float(self.alpha)
+            self._apply(losses)
         self.update_step += 1
         if self.update_step % self.cfg.sac.target_update_period == 0:
             self._update_target()

@@ -302,26 +302,49 @@ class _SquashedGaussianSample(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, out, noise, log_std_min, log_std_max):
-        a = out.shape[-1] // 2
-        mean, raw = out[..., :a], out[..., a:]
-        log_std = raw.clamp(log_std_min, log_std_max)
-        std_noise = log_std.exp().mul_(noise)
-        u = mean + std_noise
-        action = torch.tanh(u)
-        lp = squashed_gaussian_log_prob(u, noise, log_std)
-        ctx.save_for_backward(action, std_noise, raw)
+        action, lp, std_noise = squashed_gaussian_sample(out, noise, log_std_min, log_std_max)
+        ctx.save_for_backward(action, std_noise, out)
         ctx.bounds = (log_std_min, log_std_max)
         return action, lp
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_action, g_logp):
-        action, std_noise, raw = ctx.saved_tensors
-        g_logp = g_logp.unsqueeze(-1)
-        g_u = torch.addcmul(g_action * (1.0 - action * action), g_logp, action, value=2.0)
-        lo, hi = ctx.bounds
-        g_log_std = torch.addcmul(-g_logp, g_u, std_noise).mul_((raw >= lo) & (raw <= hi))
-        return torch.cat([g_u, g_log_std], -1), None, None, None
+        action, std_noise, out = ctx.saved_tensors
+        g_out = squashed_gaussian_sample_backward(g_action, g_logp, action, std_noise, out, *ctx.bounds)
+        return g_out, None, None, None
+
+
+def squashed_gaussian_sample(
+    out: torch.Tensor, noise: torch.Tensor, log_std_min: float, log_std_max: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The forward of :class:`_SquashedGaussianSample`: action (B, A), log-probability (B,) and std * noise
+    (B, A), kept for the backward."""
+    a = out.shape[-1] // 2
+    mean, raw = out[..., :a], out[..., a:]
+    log_std = raw.clamp(log_std_min, log_std_max)
+    std_noise = log_std.exp().mul_(noise)
+    u = mean + std_noise
+    return torch.tanh(u), squashed_gaussian_log_prob(u, noise, log_std), std_noise
+
+
+def squashed_gaussian_sample_backward(
+    g_action: torch.Tensor,
+    g_log_prob: torch.Tensor,
+    action: torch.Tensor,
+    std_noise: torch.Tensor,
+    out: torch.Tensor,
+    log_std_min: float,
+    log_std_max: float,
+) -> torch.Tensor:
+    """The backward of :class:`_SquashedGaussianSample`: the gradient (B, 2A) with respect to the head output
+    ``out`` from those of the action (B, A) and the log-probability (B,)."""
+    raw = out[..., out.shape[-1] // 2 :]
+    g_log_prob = g_log_prob.unsqueeze(-1)
+    g_u = torch.addcmul(g_action * (1.0 - action * action), g_log_prob, action, value=2.0)
+    mask = (raw >= log_std_min) & (raw <= log_std_max)
+    g_log_std = torch.addcmul(-g_log_prob, g_u, std_noise).mul_(mask)
+    return torch.cat([g_u, g_log_std], -1)
 
 
 class Critic(nn.Module):
