@@ -64,6 +64,7 @@ so a checkpoint resumes the exact random stream.
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
@@ -477,7 +478,7 @@ class Agent:
         names = list(losses)
         values = torch.stack([losses[n].detach() for n in names]).tolist()
         for name, value in zip(names, values, strict=True):
-            if not np.isfinite(value):
+            if not math.isfinite(value):
                 raise DivergenceError(name, value, step)
         return dict(zip(names, values, strict=True))
 
