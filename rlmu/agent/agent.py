@@ -579,16 +579,16 @@ class Agent:
         Returns the active losses keyed by progress-CSV column (``loss_critic``, ...) and ``alpha``.
         Raises ``DivergenceError`` before any parameter changes if a loss is not finite.
         """
-        if self.fused_sac:
+        if self.fused_sac:  # losses and gradients together (fused_sac.py)
             losses, pairs = self._fused_sac_losses(batch)
-            values = self._check_finite(losses, self.update_step)
-            values["alpha"] = float(self.alpha)
-            self._adam_step("joint", pairs)
         else:
-            losses = self.compute_losses(batch, obs_batch, paired, mem_batch)
-            values = self._check_finite(losses, self.update_step)
-            values["alpha"] = float(self.alpha)
+            losses, pairs = self.compute_losses(batch, obs_batch, paired, mem_batch), None
+        values = self._check_finite(losses, self.update_step)
+        values["alpha"] = float(self.alpha)
+        if pairs is None:
             self._apply(losses)
+        else:
+            self._adam_step("joint", pairs)
         self.update_step += 1
         if self.update_step % self.cfg.sac.target_update_period == 0:
             self._update_target()

@@ -10,8 +10,9 @@ autograd would take, written out with the same kernels and the same order of flo
 backward for the losses). On the CPU the losses and gradients are therefore bit-identical to autograd's
 (``tests/test_fused_sac.py`` checks that), and so is everything a run writes.
 
-What it saves is autograd's bookkeeping: recording the graph, the engine's traversal and the per-node calls,
-about 10% of a state update with (256, 256) MLPs (``benchmarks/agent_update.py --state``).
+What it saves is autograd's bookkeeping: recording the graph, the engine's traversal and the per-node calls.
+With (256, 256) MLPs a whole training step takes about 0.93x the time, with tiny MLPs about 0.7x
+(``benchmarks/README.md``, ``train_throughput.py`` and ``agent_update.py --state``).
 
 Gradients, per network, with B the batch and alpha = exp(log_alpha) held constant:
 
