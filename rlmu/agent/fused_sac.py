@@ -38,6 +38,7 @@ from rlmu.agent.networks import (
     Critic,
     _mlp_backward,
     _stack_layers,
+    policy_noise,
     squashed_gaussian_sample,
     squashed_gaussian_sample_backward,
 )
@@ -78,8 +79,7 @@ def fused_sac_update(
 
     # Forward, in the order of Agent.compute_losses (the generator's draws depend on it).
     next_out = _stack_layers(next_obs, n, p_actor)[0]
-    next_noise = torch.randn(_half(next_out), generator=rng, device=next_out.device, dtype=next_out.dtype)
-    next_action, next_log_prob = squashed_gaussian_sample(next_out, next_noise, *bounds)[:2]
+    next_action, next_log_prob = squashed_gaussian_sample(next_out, policy_noise(next_out, rng), *bounds)[:2]
     q_next = _twin(_stack_layers(torch.cat([next_obs, next_action], -1), n, p_target))
     target = L.soft_td_target(reward, terminal, *q_next, next_log_prob, alpha, gamma)
 
@@ -90,8 +90,7 @@ def fused_sac_update(
 
     saved_actor: list[torch.Tensor] = []
     out = _stack_layers(obs, n, p_actor, saved_actor)[0]
-    noise = torch.randn(_half(out), generator=rng, device=out.device, dtype=out.dtype)
-    pi_action, log_prob, std_noise = squashed_gaussian_sample(out, noise, *bounds)
+    pi_action, log_prob, std_noise = squashed_gaussian_sample(out, policy_noise(out, rng), *bounds)
     x_pi = torch.cat([obs, pi_action], -1)
     saved_pi: list[torch.Tensor] = []
     qp1, qp2 = _twin(_stack_layers(x_pi, n, p_critic, saved_pi))
@@ -140,7 +139,3 @@ def _twin(outputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     so reductions over them add in the same order)."""
     q1, q2 = torch.cat(outputs, -1).unbind(-1)
     return q1, q2
-
-
-def _half(out: torch.Tensor) -> tuple[int, ...]:
-    return (*out.shape[:-1], out.shape[-1] // 2)

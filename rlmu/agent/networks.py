@@ -270,9 +270,9 @@ class Actor(nn.Module):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             return torch.tanh(mean + log_std.exp() * noise), None
         out = self.net(features)
-        shape = (*out.shape[:-1], out.shape[-1] // 2)
-        noise = torch.randn(shape, generator=generator, device=out.device, dtype=out.dtype)
-        return _SquashedGaussianSample.apply(out, noise, self.log_std_min, self.log_std_max)
+        return _SquashedGaussianSample.apply(
+            out, policy_noise(out, generator), self.log_std_min, self.log_std_max
+        )
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
         """Deterministic action tanh(mean), (B, A)."""
@@ -313,6 +313,12 @@ class _SquashedGaussianSample(torch.autograd.Function):
         action, std_noise, out = ctx.saved_tensors
         g_out = squashed_gaussian_sample_backward(g_action, g_logp, action, std_noise, out, *ctx.bounds)
         return g_out, None, None, None
+
+
+def policy_noise(out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard-normal noise (B, A) for the sample from the actor's head output ``out`` (B, 2A)."""
+    shape = (*out.shape[:-1], out.shape[-1] // 2)
+    return torch.randn(shape, generator=generator, device=out.device, dtype=out.dtype)
 
 
 def squashed_gaussian_sample(
