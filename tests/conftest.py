@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -10,3 +12,16 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread during a test, the previous count restored after it (a trainer under test
+    sets its configured count). Tiny models on a busy two-core machine: OpenMP synchronisation between
+    threads dominates (up to 50x)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,15 +9,7 @@ from pydantic import ValidationError
 
 from rlmu.agent import Agent, AgentConfig, DivergenceError
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These updates are tiny: one intra-op thread avoids OpenMP synchronisation, which dominates (up to
-    50x) on a busy two-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 OBS = (3, 16, 16)

@@ -9,13 +9,7 @@ from rlmu.agent import Agent, AgentConfig
 from rlmu.train.config import load_config
 from rlmu.train.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_agent(hidden=(16, 16), action_dim=2, obs_dim=5, batch=6, seed=0, **over):

@@ -7,15 +7,7 @@ import torch
 from rlmu.virl import DistanceLearner, RecurrentSiamese, VirlConfig, contrastive_loss, sequence_rewards
 from rlmu.virl.pairs import crop, fit_length, make_pairs, time_warp
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Small models on a shared 2-core machine: a second intra-op thread only adds contention (it made the
-    # training test several times slower under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _demo(t=30, d=6):

@@ -11,15 +11,7 @@ from rlmu.virl import DistanceLearner, RecurrentSiamese, VirlConfig, recompute_r
 from rlmu.virl.reward import align_demo
 from rlmu.virl.rollouts import RandomPolicy, reversed_frames, rollout
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Small models on a shared 2-core machine: a second intra-op thread only adds contention (it made the
-    # training test several times slower under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _trajectory(rng, t, d=6, drift=0.1):
