@@ -113,8 +113,9 @@ def fused_sac_update(
 
     # Actor loss = mean(alpha log_prob - min(Q1, Q2)): d/dmin = -1/B, split by minimum's backward.
     g_min = -inv_batch.expand(batch)
-    g_qp1 = torch.where(qp1 == qp2, g_min / 2, g_min).masked_fill_(qp1 > qp2, 0)
-    g_qp2 = torch.where(qp1 == qp2, g_min / 2, g_min).masked_fill_(qp1 < qp2, 0)
+    g_either = torch.where(qp1 == qp2, g_min / 2, g_min)
+    g_qp1 = g_either.masked_fill(qp1 > qp2, 0)
+    g_qp2 = g_either.masked_fill_(qp1 < qp2, 0)
     g_x = _mlp_backward(g_qp1.unsqueeze(1), [x_pi, *saved_pi[:hidden]], w_q1, none, True, batch)[0]
     g_x = g_x.add_(_mlp_backward(g_qp2.unsqueeze(1), [x_pi, *saved_pi[hidden:]], w_q2, none, True, batch)[0])
     g_action = g_x[:, obs.shape[1] :]
