@@ -10,16 +10,14 @@ import argparse
 import importlib
 import sys
 
+from rlmu.errors import UserError
+
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "rlmu.envs.cli",  # rlmu render
     "rlmu.data.cli",  # rlmu data generate|info|augment|paired
     "rlmu.train.cli",  # rlmu train
     "rlmu.report.cli",  # rlmu aggregate|stats|report
 )
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one clear line, exit code 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlmu.cli import UserError
+from rlmu.errors import UserError
 from rlmu.train.config import load_config, parse_overrides
 from rlmu.train.variants import VARIANTS
 

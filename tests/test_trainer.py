@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_resume import preempt_at, progress_rows, tiny_overrides, write_acrobot_videos
 
-from rlmu.cli import UserError
+from rlmu.errors import UserError
 from rlmu.schema import PROGRESS_COLUMNS, TIMING_COLUMNS
 from rlmu.train import DIVERGED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from rlmu.train.config import load_config

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_resume import preempt_at, progress_rows, tiny_overrides
 
-from rlmu.cli import UserError
+from rlmu.errors import UserError
 from rlmu.train import PREEMPTED_EXIT_CODE
 from rlmu.train.config import load_config
 from rlmu.train.trainer import Trainer

@@ -72,12 +72,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlmu.agent import DivergenceError
 from rlmu.agent import losses as L
 from rlmu.agent.augment import random_shift
 from rlmu.agent.config import AgentConfig
 from rlmu.agent.fused_sac import fused_sac_update
 from rlmu.agent.networks import Actor, Critic, Discriminator, Encoder, InverseModel, MotionExtractor
+from rlmu.errors import DivergenceError
 
 LOSS_GROUPS: dict[str, tuple[str, ...]] = {
     "loss_critic": ("encoder", "critic"),

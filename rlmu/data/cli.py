@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from rlmu.cli import UserError
+from rlmu.errors import UserError
 
 _FORMAT_DOC = "File format: docs/data_format.md (a single .npz archive, read without pickle)."
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from rlmu.errors import DatasetError
 from rlmu.utils.io import atomic_open
 
 VIDEO_FORMAT = "rlmu-observation-videos"
@@ -72,10 +73,6 @@ PAIRED_META_REQUIRED: tuple[str, ...] = (
     "created_at",
     "n_pairs",
 )
-
-
-class DatasetError(ValueError):
-    """A file is not a readable rlmu dataset of the expected type; the message names the file."""
 
 
 def _now() -> str:

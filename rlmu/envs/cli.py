@@ -46,8 +46,8 @@ def _png_bytes(frame: np.ndarray, scale: int) -> bytes:
 def run_render(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
-    from rlmu.cli import UserError
     from rlmu.envs.domains import STYLES
+    from rlmu.errors import UserError
     from rlmu.experts import make_expert
     from rlmu.tasks import get_task
     from rlmu.utils.io import atomic_write_bytes

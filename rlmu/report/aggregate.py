@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rlmu import schema
+from rlmu.errors import StudyError
 from rlmu.tasks import get_task
 from rlmu.utils.io import atomic_open, atomic_write_json, atomic_write_text
 
@@ -52,10 +53,6 @@ MANIFEST = "manifest.json"
 REQUIRED_VALUES: tuple[str, ...] = ("epoch", "env_steps", "eval_return_mean")
 INCLUDED, IN_PROGRESS, EXCLUDED = "included", "in_progress", "excluded"
 _SEED_DIR = re.compile(r"^seed_(\d+)$")
-
-
-class StudyError(Exception):
-    """The study folder cannot be aggregated at all (no such folder, no runs/ folder)."""
 
 
 @dataclass

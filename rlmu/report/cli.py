@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from rlmu.cli import UserError
+from rlmu.errors import UserError
 
 CONFIG_NAMES = ("config.yaml", "study.yaml", "config.yml")
 FIGURES_META = "meta.json"

@@ -15,14 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlmu.errors import CheckpointError
 from rlmu.utils.io import atomic_open
 
 CHECKPOINT_FORMAT = "rlmu-train-checkpoint"
 CHECKPOINT_VERSION = 2
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or belongs to another kind of file; the message names the file."""
 
 
 def to_torch_tree(obj: Any) -> Any:

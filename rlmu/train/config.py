@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlmu.agent import AgentConfig
-from rlmu.cli import UserError
+from rlmu.errors import UserError
 from rlmu.tasks import get_task
 from rlmu.train.variants import VARIANTS, variant_overrides
 from rlmu.virl import VirlConfig

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlmu.cli import UserError
+from rlmu.errors import UserError
+from rlmu.seeding import SEED_TAG_OBS_SAMPLER, SEED_TAG_VDG, child_seed
 from rlmu.tasks import TaskSpec
 from rlmu.train.replay import ObservationBuffer
-
-# Child-seed tags (np.random.SeedSequence([seed, tag])): one independent stream per purpose.
-SEED_TAG_VDG = 3
-SEED_TAG_OBS_SAMPLER = 4
 
 
 def _load_videos(path: str, spec: TaskSpec, image_size: int, what: str):
@@ -73,7 +70,7 @@ def build_observation_buffer(cfg, spec: TaskSpec) -> ObservationBuffer:
         else:
             from rlmu.data.generate import augment_dataset
 
-            vdg_seed = int(np.random.SeedSequence([cfg.seed, SEED_TAG_VDG]).generate_state(1)[0])
+            vdg_seed = child_seed(cfg.seed, SEED_TAG_VDG)
             try:
                 aug = augment_dataset(
                     originals,
@@ -117,7 +114,7 @@ def build_observation_buffer(cfg, spec: TaskSpec) -> ObservationBuffer:
             )
         robot, human = _chw(paired.robot), _chw(paired.human)
 
-    sampler_seed = int(np.random.SeedSequence([cfg.seed, SEED_TAG_OBS_SAMPLER]).generate_state(1)[0])
+    sampler_seed = child_seed(cfg.seed, SEED_TAG_OBS_SAMPLER)
     return ObservationBuffer(
         np.concatenate(frames),
         np.concatenate(obs_idx),

@@ -40,6 +40,13 @@ from rlmu.schema import (
     TIMING_COLUMNS,
     TIMING_FILE,
 )
+from rlmu.seeding import (
+    SEED_TAG_ACTIONS,
+    SEED_TAG_EVAL_EPISODE,
+    SEED_TAG_REPLAY,
+    SEED_TAG_TRAIN_EPISODE,
+    child_seed,
+)
 from rlmu.tasks import get_task
 from rlmu.train import (
     CHECKPOINT_DIR,
@@ -53,20 +60,9 @@ from rlmu.train.record import new_record, now_iso, read_record, write_record
 from rlmu.train.replay import ReplayBuffer, rng_state, set_rng_state
 from rlmu.utils.io import atomic_write_text
 
-# Child-seed tags for np.random.SeedSequence([seed, tag, ...]).
-SEED_TAG_TRAIN_EPISODE = 0
-SEED_TAG_EVAL_EPISODE = 1
-SEED_TAG_ACTIONS = 2
-SEED_TAG_REPLAY = 5
-
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 # Settings that may differ between the run that wrote a checkpoint and the one resuming it.
 RESUMABLE_CHANGES = ("device", "tensorboard", "checkpoint_every")
-
-
-def child_seed(*entropy: int) -> int:
-    """A 32-bit seed from a tuple of integers (independent streams per purpose)."""
-    return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
 
 
 def resolve_device(name: str) -> str:
@@ -160,7 +156,7 @@ class Trainer:
         self.action_rng = np.random.default_rng(child_seed(cfg.seed, SEED_TAG_ACTIONS))
         self.virl = None
         if cfg.virl.enabled:
-            from rlmu.cli import UserError
+            from rlmu.errors import UserError
             from rlmu.train.virl import VirlReward
 
             if cap < self.spec.episode_steps:
@@ -344,7 +340,7 @@ class Trainer:
         return COMPLETED_EXIT_CODE
 
     def _check_same_config(self, saved: dict[str, Any]) -> None:
-        from rlmu.cli import UserError
+        from rlmu.errors import UserError
         from rlmu.train.config import config_diff
 
         now = self.cfg.model_dump(mode="json")

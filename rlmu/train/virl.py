@@ -32,15 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlmu.cli import UserError
+from rlmu.errors import UserError
+from rlmu.seeding import SEED_TAG_VIRL_PAIRS, child_seed
 from rlmu.tasks import TaskSpec
 from rlmu.train.replay import ReplayBuffer, rng_state, set_rng_state
 from rlmu.virl import DistanceLearner, recompute_rewards
 from rlmu.virl.pairs import as_float
 from rlmu.virl.reward import align_demo, distance_to_reward
-
-# Child-seed tag (np.random.SeedSequence([seed, tag])) of the pair generator of the distance model.
-SEED_TAG_VIRL_PAIRS = 6
 
 
 def _digest(a: np.ndarray) -> str:
@@ -132,7 +130,6 @@ class VirlReward:
     """
 
     def __init__(self, cfg, spec: TaskSpec, replay: ReplayBuffer, make_env, device: str = "cpu"):
-        from rlmu.train.trainer import child_seed
 
         self.vcfg = cfg.virl
         self.dcfg = cfg.virl.distance_config()
