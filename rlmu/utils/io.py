@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-
 # Temporary names: ``tempfile.mkstemp(prefix=".{name}.", suffix=".tmp")`` puts 8 characters of
 # ``_TMP_ALPHABET`` between prefix and suffix (CPython's ``tempfile._RandomNameSequence``).
 _TMP_PREFIX = ".{name}."
