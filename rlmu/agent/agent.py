@@ -1,29 +1,37 @@
-"""One agent for SAC, RLV and RLMU (METHODS section 3); the optional parts are switched on by ``AgentConfig``.
+"""One agent for SAC, RLV and RLMU (METHODS section 3), training a *pack* of K seeds in lockstep; the
+optional parts are switched on by ``AgentConfig``.
+
+Every tensor has a leading pack axis: member k's networks, optimizer state and random generator are its own,
+built from its seed as a pack of one would build them (``rlmu.agent.networks``), and every loss comes out per
+member, ``(K,)``. A seed trained alone is a pack of one.
 
 Update (``Agent.update``), every number from the config:
 
 1. Encode. Pixel batches are random-shifted per sample (``augment.random_shift``; s and s' independently,
-   as DrQ; paired and MEM frames are not shifted). Each frame is encoded once: s_int, s_obs, s'_int with
-   gradients (s'_int feeds the inverse loss), s'_obs without (it only feeds the critic target and the
-   inverse model's detached action labels). Plain SAC: s with gradients, s' without.
-2. Losses, all at the same parameters (``losses.py``):
-   - ``loss_critic``: twin-Q soft TD on all 256 + 256 transitions; the observation actions are the inverse
+   as DrQ; paired and MEM frames are not shifted), each member with its own generator. Each frame is
+   encoded once: s_int, s_obs, s'_int with gradients (s'_int feeds the inverse loss), s'_obs without (it only
+   feeds the critic target and the inverse model's detached action labels). Plain SAC: s with gradients, s'
+   without.
+2. Losses, all at the same parameters (``losses.py``), one small method each:
+   - ``critic_loss``: twin-Q soft TD on all 256 + 256 transitions; the observation actions are the inverse
      model's predictions, detached; the target uses the target critic on the online encoder's features of
-     s' (no gradient, as DrQ-v2), so s' is encoded once.
-   - ``loss_actor``, ``loss_alpha``: SAC policy and temperature losses on all transitions. The actor reads
-     detached features by default (``sac.actor_updates_encoder = False``, as DrQ / SAC-AE: the actor
-     gradient through a shared pixel encoder is known to destabilise it), so the encoder is shaped by the
-     critic, inverse, domain and MEM losses.
-   - ``loss_inverse`` (Eq. 1), interaction transitions only.
-   - ``loss_discriminator``: BCE on f_enc(s) of both batches (interaction 0, observation 1), gradient to the
-     discriminator only. ``released`` mode feeds it detached features.
-   - ``loss_generator`` (``adversarial`` mode): the encoder's adversarial objective (flipped labels or
-     reversal, ``rlv.generator_loss``), gradient to the encoder only: a separate generator step.
-   - ``loss_paired`` (Eq. 2) on the paired frames, un-augmented.
-   - ``loss_mem`` (Eq. 6) every ``mem.period`` updates on a MEM batch, un-augmented.
-3. Every loss value is checked before any parameter moves; a non-finite one raises ``DivergenceError``.
-4. Gradients, each loss with respect to its own parameter groups only (``LOSS_GROUPS``), all computed at
-   the same parameters, then every optimizer steps (the simultaneous update of the [released] graph):
+     s' (no gradient, as DrQ-v2).
+   - ``actor_loss``, ``alpha_loss``: SAC policy and temperature losses on all transitions. The actor reads
+     detached features by default (``sac.actor_updates_encoder = False``, as DrQ / SAC-AE) and the critic
+     with its parameters held constant (LeanRL), so its gradient reaches the actor only.
+   - ``inverse_loss`` (Eq. 1), interaction transitions only.
+   - ``discriminator_loss``: BCE on f_enc(s) of both batches (interaction 0, observation 1). ``released``
+     mode feeds it detached features.
+   - ``generator_loss`` (``adversarial`` mode): the encoder's adversarial objective (flipped labels or
+     reversal, ``rlv.generator_loss``).
+   - ``paired_loss`` (Eq. 2) on the paired frames, un-augmented.
+   - ``mem_loss`` (Eq. 6) every ``mem.period`` updates on a MEM batch, un-augmented.
+3. Every loss value of every member is read from the device once and checked; a member with a non-finite
+   loss is reported (``UpdateResult.diverged``) and its losses are masked out of this and every later update,
+   so no parameter of the pack moves by a non-finite amount; the other members go on.
+4. Gradients: each loss with ordinary autograd with respect to its own parameter groups only
+   (``LOSS_GROUPS``), all at the same parameters, then every optimizer steps (the simultaneous update of the
+   [released] graph):
 
    ====================  =============================  ==========================
    loss                  parameter groups               scale
@@ -38,35 +46,26 @@ Update (``Agent.update``), every number from the config:
    loss_mem              encoder, motion_extractor      mem.loss_scale (c3)
    ====================  =============================  ==========================
 
-   ``rlv.per_loss_optimizers = True`` ([released]): one Adam per active loss over that loss's groups (SAC:
-   3; RLV with paired data: critic, actor, alpha, inverse, discriminator, generator, paired = 7; RLMU: +mem,
-   -paired). The encoder then has one Adam state per loss that touches it, so a loss scale acts only through
-   Adam's epsilon. ``False``: the scaled gradients are summed per parameter and one Adam per group steps.
-   Learning rates: ``sac.lr``, except the MEM optimizer / the motion_extractor group (``mem.lr``).
-   Adam being elementwise, both are implemented with as few ``step`` calls as they allow: one ``joint`` Adam
-   for every parameter that one loss trains (summed mode: every parameter), plus, in per-loss mode, one
-   Adam per loss for the groups several losses train (``_build_optimizers``). Losses whose graphs stay
-   inside the pass's groups share one backward pass (``_plan_backward``; SAC: one pass in all).
+   ``rlv.per_loss_optimizers = True`` ([released]): one Adam per active loss over that loss's groups, so
+   the encoder has one Adam state per loss that touches it and a loss scale acts only through Adam's
+   epsilon. ``False``: the scaled gradients are summed per parameter and one Adam per group steps. Learning
+   rates: ``sac.lr``, except the MEM optimizer / the motion_extractor group (``mem.lr``). Adam is
+   elementwise, so a member's step never reads another member's numbers.
 5. Polyak update of the target critic every ``sac.target_update_period`` updates.
-
-Plain SAC on state observations (no encoder parameters, no RLV or MEM part) computes steps 2 and 4 by hand
-(``fused_sac.py``, ``Agent.fused_sac``): the same losses and gradients, bit for bit on the CPU, without an
-autograd graph.
 
 ``pretrain_mem_step`` trains encoder + MEM on Eq. 6 alone with its own Adam (``mem.lr``).
 
-Randomness: parameter initialisation uses torch's global RNG (seed it before constructing the agent). Every
-draw afterwards (augmentation shifts, policy noise in ``act`` and ``update``) comes from the agent's own
-``torch.Generator`` (``Agent.rng``), seeded from the global RNG at construction and saved in ``state_dict``,
-so a checkpoint resumes the exact random stream.
+Randomness: member k's initial parameters come from ``torch.manual_seed(seeds[k])`` (inside
+``torch.random.fork_rng``, so the global generator is left as it was). Every draw afterwards (augmentation
+shifts, policy noise in ``act`` and ``update``) comes from member k's own ``torch.Generator``
+(``Agent.rngs[k]``), seeded at construction and saved in ``state_dict``, so a checkpoint resumes the exact
+random streams.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -75,9 +74,17 @@ from torch import nn
 from rlmu.agent import losses as L
 from rlmu.agent.augment import random_shift
 from rlmu.agent.config import AgentConfig
-from rlmu.agent.fused_sac import fused_sac_update
-from rlmu.agent.networks import Actor, Critic, Discriminator, Encoder, InverseModel, MotionExtractor
-from rlmu.errors import DivergenceError
+from rlmu.agent.networks import (
+    Actor,
+    ConvEncoder,
+    Critic,
+    Discriminator,
+    Encoder,
+    InverseModel,
+    MemberMotionExtractor,
+    MotionExtractor,
+    mlp,
+)
 
 LOSS_GROUPS: dict[str, tuple[str, ...]] = {
     "loss_critic": ("encoder", "critic"),
@@ -90,17 +97,28 @@ LOSS_GROUPS: dict[str, tuple[str, ...]] = {
     "loss_mem": ("encoder", "motion_extractor"),
 }
 
-_STATE_KEYS = ("update_step", "mem_pretrain_step", "rng", "log_alpha", "networks", "optimizers")
+STATE_KEYS = ("seeds", "update_step", "mem_pretrain_step", "rngs", "log_alpha", "networks", "optimizers")
+
+
+@dataclass
+class UpdateResult:
+    """What one update reports: every active loss (and ``alpha``) per member, (K,) float arrays (NaN for a
+    member already out of the pack), and the members whose losses turned non-finite in this update, as
+    ``(member index, loss name, value)``."""
+
+    values: dict[str, np.ndarray]
+    diverged: list[tuple[int, str, float]]
 
 
 class Agent:
-    """SAC + optional RLV / RLMU parts. See the module docstring for the update.
+    """SAC + optional RLV / RLMU parts for a pack of seeds. See the module docstring for the update.
 
     Args:
         cfg: the agent configuration (an ``AgentConfig`` or a mapping validated into one).
         obs_shape: (C, H, W) for uint8 pixel observations or (D,) for float state observations.
         action_dim: |A|; actions live in [-1, 1]^A.
         device: torch device for networks and batches.
+        seeds: the members' seeds (a pack of one: ``(seed,)``).
     """
 
     def __init__(
@@ -109,52 +127,69 @@ class Agent:
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: str | torch.device = "cpu",
+        seeds: Sequence[int] = (0,),
     ):
         self.cfg = cfg if isinstance(cfg, AgentConfig) else AgentConfig.model_validate(cfg)
         if int(action_dim) < 1:
             raise ValueError(f"action_dim must be >= 1, got {action_dim}")
+        if len(seeds) < 1 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
         self.obs_shape = tuple(int(s) for s in obs_shape)
         self.action_dim = int(action_dim)
         self.device = torch.device(device)
-        sac, enc, rlv, mem = self.cfg.sac, self.cfg.encoder, self.cfg.rlv, self.cfg.mem
+        self.seeds = tuple(int(s) for s in seeds)
+        self.n_members = len(self.seeds)
 
-        self.encoder = Encoder(self.obs_shape, enc.channels, enc.kernel, enc.pool, enc.channels_last)
+        members = [self._member_networks(seed) for seed in self.seeds]
+        sac, rlv, mem = self.cfg.sac, self.cfg.rlv, self.cfg.mem
+        enc = self.cfg.encoder
+        pixel = len(self.obs_shape) == 3
+        self.encoder = Encoder(
+            self.obs_shape,
+            self.n_members,
+            enc.channels,
+            enc.kernel,
+            enc.pool,
+            enc.channels_last,
+            members=[m["encoder"] for m in members] if pixel else None,
+        )
         self.is_pixel = self.encoder.is_pixel
-        repr_dim = self.encoder.repr_dim
-        self.actor = Actor(repr_dim, self.action_dim, sac.hidden, sac.log_std_min, sac.log_std_max)
-        self.critic = Critic(repr_dim, self.action_dim, sac.hidden)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor = Actor([m["actor"] for m in members], sac.log_std_min, sac.log_std_max)
+        self.critic = Critic([m["q1"] for m in members], [m["q2"] for m in members])
+        self.critic_target = Critic([m["q1"] for m in members], [m["q2"] for m in members])
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
         self.inverse_model = (
-            InverseModel(repr_dim, self.action_dim, rlv.inverse_hidden, rlv.inverse_output_tanh)
+            InverseModel([m["inverse_model"] for m in members], rlv.inverse_output_tanh)
             if rlv.enabled
             else None
         )
         self.discriminator = (
-            Discriminator(repr_dim, rlv.discriminator_hidden)
+            Discriminator([m["discriminator"] for m in members])
             if rlv.enabled and rlv.discriminator_mode != "off"
             else None
         )
         self.motion_extractor = (
-            MotionExtractor(repr_dim, mem.n_classes, mem.lstm_hidden, mem.lstm_layers)
-            if mem.enabled
-            else None
+            MotionExtractor([m["motion_extractor"] for m in members]) if mem.enabled else None
         )
         for net in self.networks.values():
             net.to(self.device)
-        self.log_alpha = torch.tensor(sac.init_log_alpha, device=self.device, requires_grad=True)
-        # Parameter lists per group, built once: the modules never change after construction, and
-        # walking ``Module.parameters()`` on every update is a visible cost next to a small-MLP update.
-        self._params: dict[str, list[torch.Tensor]] = {"log_alpha": [self.log_alpha]}
-        for name, net in self.networks.items():
-            self._params[name] = list(net.parameters())
+        # One temperature per member, (K, 1): it broadcasts against (K, B) per-sample values.
+        self.log_alpha = torch.full(
+            (self.n_members, 1), sac.init_log_alpha, device=self.device, requires_grad=True
+        )
         self.target_entropy = (
             float(sac.target_entropy) if sac.target_entropy is not None else -float(action_dim)
         )
-
-        self.rng = torch.Generator(device=self.device)
-        self.rng.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        self.rngs = []
+        for m in members:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(m["rng_seed"])
+            self.rngs.append(g)
         self.update_step = 0
         self.mem_pretrain_step = 0
+        # Members still training; a member whose loss turned non-finite is masked out for good.
+        self.active = np.ones(self.n_members, dtype=bool)
 
         self.loss_groups = self._active_loss_groups()
         self.loss_scales = {
@@ -168,25 +203,34 @@ class Agent:
             "loss_mem": mem.loss_scale,
         }
         self.optimizers = self._build_optimizers()
-        # Each optimizer's parameter -> its param-group index (``_adam_step``); the ``joint`` Adam's parameters.
-        self._adam_groups = {
-            name: {p: i for i, group in enumerate(opt.param_groups) for p in group["params"]}
-            for name, opt in self.optimizers.items()
-        }
-        self._joint_params = set(self._adam_groups.get("joint", {}))
-        self.backward_plan = self._plan_backward()
-        # Plain SAC on state observations (the encoder has no parameters): the update is differentiated by
-        # hand (``fused_sac.py``), the same losses and gradients as autograd's without recording a graph.
-        # Set it to False to run the general path.
-        sac_losses = ("loss_critic", "loss_actor", "loss_alpha")
-        self.fused_sac = (
-            not self._params["encoder"]
-            and tuple(self.loss_groups) == sac_losses
-            and self.backward_plan == [sac_losses]
-            and self._joint_params == {*self._params["actor"], *self._params["critic"], self.log_alpha}
-        )
 
     # ----------------------------------------------------------------------------------------- structure
+    def _member_networks(self, seed: int) -> dict:
+        """One member's networks as ordinary modules, initialised from ``torch.manual_seed(seed)`` in a fixed
+        order, and the seed of its generator (drawn last)."""
+        sac, enc, rlv, mem = self.cfg.sac, self.cfg.encoder, self.cfg.rlv, self.cfg.mem
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            nets: dict = {}
+            if len(self.obs_shape) == 3:
+                nets["encoder"] = ConvEncoder(self.obs_shape, enc.channels, enc.kernel, enc.pool)
+                repr_dim = nets["encoder"].repr_dim
+            else:
+                repr_dim = self.obs_shape[0]
+            nets["actor"] = mlp(repr_dim, sac.hidden, 2 * self.action_dim)
+            nets["q1"] = mlp(repr_dim + self.action_dim, sac.hidden, 1)
+            nets["q2"] = mlp(repr_dim + self.action_dim, sac.hidden, 1)
+            if rlv.enabled:
+                nets["inverse_model"] = mlp(2 * repr_dim, rlv.inverse_hidden, self.action_dim)
+                if rlv.discriminator_mode != "off":
+                    nets["discriminator"] = mlp(repr_dim, rlv.discriminator_hidden, 1)
+            if mem.enabled:
+                nets["motion_extractor"] = MemberMotionExtractor(
+                    repr_dim, mem.n_classes, mem.lstm_hidden, mem.lstm_layers
+                )
+            nets["rng_seed"] = int(torch.randint(0, 2**62, (1,)).item())
+        return nets
+
     @property
     def networks(self) -> dict[str, nn.Module]:
         nets = {
@@ -200,8 +244,12 @@ class Agent:
                 nets[name] = getattr(self, name)
         return nets
 
-    def _group_params(self, group: str) -> list[torch.Tensor]:
-        return self._params.get(group, [])
+    def group_params(self, group: str) -> list[torch.Tensor]:
+        """The parameters of one group (a network name, or ``log_alpha``)."""
+        if group == "log_alpha":
+            return [self.log_alpha]
+        net = self.networks.get(group)
+        return list(net.parameters()) if net is not None else []
 
     def _active_loss_groups(self) -> dict[str, tuple[str, ...]]:
         """Active losses -> parameter groups with parameters. A loss whose only group is a parameter-free
@@ -223,152 +271,153 @@ class Agent:
             groups = LOSS_GROUPS[name]
             if name == "loss_actor" and self.cfg.sac.actor_updates_encoder:
                 groups = ("encoder", *groups)
-            groups = tuple(g for g in groups if self._group_params(g))
+            groups = tuple(g for g in groups if self.group_params(g))
             if groups:
                 result[name] = groups
         return result
 
-    def _loss_reach(self, name: str) -> set[str]:
-        """The parameter groups loss ``name``'s graph reaches, its own groups included. The actor loss reads the
-        critic with ``grad_params=False`` and alpha detached; the generator loss runs through the
-        discriminator; the discriminator loss reaches the encoder only in ``adversarial`` mode."""
-        sac, rlv = self.cfg.sac, self.cfg.rlv
-        extra = {
-            "loss_generator": {"discriminator"},
-            "loss_discriminator": {"encoder"} if rlv.discriminator_mode == "adversarial" else set(),
-            "loss_actor": {"encoder"} if sac.actor_updates_encoder else set(),
-        }.get(name, set())
-        return {g for g in (*LOSS_GROUPS[name], *extra) if self._group_params(g)}
-
-    def _shared_groups(self) -> set[str]:
-        """Per-loss mode: the groups trained by two or more active losses (one Adam state per loss there)."""
-        if not self.cfg.rlv.per_loss_optimizers:
-            return set()
-        count = Counter(g for groups in self.loss_groups.values() for g in groups)
-        return {g for g, c in count.items() if c > 1}
-
-    def _plan_backward(self) -> list[tuple[str, ...]]:
-        """The losses back-propagated together, one backward pass per tuple.
-
-        Losses share a pass when none of them reaches a parameter of the pass that is outside its own groups
-        (so each parameter's gradient is exactly the sum over the losses that train it), and, in per-loss
-        mode, when their groups belong to no other active loss (so each gradient is one loss's). The rest
-        get a pass each, with respect to their own groups."""
-        names = list(self.loss_groups)
-        shared = self._shared_groups()
-        joint = [n for n in names if not shared.intersection(self.loss_groups[n])]
-        while joint:
-            union = {g for n in joint for g in self.loss_groups[n]}
-            stray = [n for n in joint if (self._loss_reach(n) & union) - set(self.loss_groups[n])]
-            if not stray:
-                break
-            joint.remove(stray[0])
-        return ([tuple(joint)] if joint else []) + [(n,) for n in names if n not in joint]
-
-    def _adam(self, params: Iterable[torch.Tensor] | list[dict], lr: float) -> torch.optim.Adam:
-        # The fused kernel (one pass per step over all tensors; CPU and CUDA) is the same Adam update,
-        # about 3.5x cheaper than torch's default per-tensor loop on the CPU for these networks.
+    def _adam(self, params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+        # The fused kernel is the same Adam update in one pass over all tensors (CPU and CUDA).
         fused = self.device.type in ("cpu", "cuda")
-        return torch.optim.Adam(list(params), lr=lr, eps=self.cfg.sac.adam_eps, fused=fused)
+        return torch.optim.Adam(params, lr=lr, eps=self.cfg.sac.adam_eps, fused=fused)
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Adam is elementwise, so optimizers are laid out by parameter, which is the same update as one Adam
-        per loss (per-loss mode) or per group (summed mode) and costs one ``step`` call instead of several:
-
-        - ``joint``: every parameter trained by one loss only (summed mode: every parameter), in parameter
-          groups by learning rate;
-        - per-loss mode, ``loss_*``: that loss's Adam state for the groups two or more losses train (RLV's
-          shared encoder);
-        - ``mem_pretrain``: encoder + MEM pre-training.
-        """
+        """Per-loss mode: ``loss_*``, one Adam per active loss over its groups. Summed mode: ``group_*``, one
+        Adam per parameter group. With MEM: ``mem_pretrain`` over encoder + motion_extractor."""
         sac, mem = self.cfg.sac, self.cfg.mem
-        per_loss = self.cfg.rlv.per_loss_optimizers
-        shared = self._shared_groups()
-
-        def lr(loss: str, group: str) -> float:
-            return mem.lr if (loss == "loss_mem" if per_loss else group == "motion_extractor") else sac.lr
-
-        by_lr: dict[float, list[torch.Tensor]] = {}
-        seen: set[str] = set()
-        for name, groups in self.loss_groups.items():
-            for group in groups:
-                if group not in shared and group not in seen:
-                    seen.add(group)
-                    by_lr.setdefault(lr(name, group), []).extend(self._group_params(group))
         opts: dict[str, torch.optim.Optimizer] = {}
-        if by_lr:
-            opts["joint"] = self._adam([{"params": ps, "lr": v} for v, ps in by_lr.items()], sac.lr)
-        for name, groups in self.loss_groups.items():
-            own_shared = [p for g in groups if g in shared for p in self._group_params(g)]
-            if own_shared:
-                opts[name] = self._adam(own_shared, lr(name, groups[0]))
+        if self.cfg.rlv.per_loss_optimizers:
+            for name, groups in self.loss_groups.items():
+                params = [p for g in groups for p in self.group_params(g)]
+                opts[name] = self._adam(params, mem.lr if name == "loss_mem" else sac.lr)
+        else:
+            groups = dict.fromkeys(g for gs in self.loss_groups.values() for g in gs)
+            for group in groups:
+                lr = mem.lr if group == "motion_extractor" else sac.lr
+                opts[f"group_{group}"] = self._adam(self.group_params(group), lr)
         if mem.enabled:
-            opts["mem_pretrain"] = self._adam(
-                [*self._group_params("encoder"), *self._group_params("motion_extractor")], mem.lr
-            )
+            params = [*self.group_params("encoder"), *self.group_params("motion_extractor")]
+            opts["mem_pretrain"] = self._adam(params, mem.lr)
         return opts
 
     @property
     def alpha(self) -> torch.Tensor:
+        """The members' temperatures, (K, 1), without gradient."""
         return self.log_alpha.detach().exp()
 
     def mem_due(self) -> bool:
         """Whether the next ``update`` adds the MEM loss (and so needs ``mem_batch``)."""
         return self.cfg.mem.enabled and self.update_step % self.cfg.mem.period == 0
 
-    # ----------------------------------------------------------------------------------------------- act
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Action(s) in [-1, 1] for one observation (``obs_shape``) -> (A,), or a batch (N, *obs_shape) ->
-        (N, A). Pixels are uint8 CHW. No augmentation."""
-        obs_t = torch.as_tensor(np.asarray(obs), device=self.device)
-        single = obs_t.dim() == len(self.obs_shape)
-        if single:
-            obs_t = obs_t.unsqueeze(0)
-        if tuple(obs_t.shape[1:]) != self.obs_shape:
-            raise ValueError(
-                f"act: observation shape {tuple(obs_t.shape)} does not match obs_shape {self.obs_shape}"
-            )
-        if self.is_pixel and obs_t.dtype != torch.uint8:
-            raise ValueError(f"act: pixel observations must be uint8 in [0, 255], got {obs_t.dtype}")
-        features = self.encoder(obs_t)
-        if deterministic:
-            action = self.actor.mode(features)
-        else:
-            action = self.actor.sample(features, self.rng, log_prob=False)[0]
-        action = action.cpu().numpy().astype(np.float32)
-        return action[0] if single else action
-
-    # -------------------------------------------------------------------------------------------- update
+    # ------------------------------------------------------------------------------------------- batches
     def _tensor(self, batch: Mapping, key: str, where: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         if key not in batch:
             raise KeyError(f"{where} batch has no key {key!r} (keys: {sorted(batch)})")
         value = torch.as_tensor(batch[key]).to(self.device, non_blocking=True)
+        if value.shape[0] != self.n_members:
+            raise ValueError(
+                f"{where} batch {key!r} has shape {tuple(value.shape)}: its first axis must be the pack's "
+                f"{self.n_members} members"
+            )
         return value.to(dtype) if dtype is not None and value.dtype != dtype else value
 
     def _frames(self, batch: Mapping, key: str, where: str) -> torch.Tensor:
-        """Observations of ``batch[key]``: uint8 (..., C, H, W) for pixels, (..., D) for state."""
+        """Observations of ``batch[key]``: uint8 (K, ..., C, H, W) for pixels, (K, ..., D) for state."""
         value = self._tensor(batch, key, where)
         n = len(self.obs_shape)
         if tuple(value.shape[-n:]) != self.obs_shape:
             raise ValueError(
-                f"{where} batch {key!r} has shape {tuple(value.shape)}, expected (..., {self.obs_shape})"
+                f"{where} batch {key!r} has shape {tuple(value.shape)}, expected (K, ..., {self.obs_shape})"
             )
         if self.is_pixel and value.dtype != torch.uint8:
             raise ValueError(f"{where} batch {key!r} must hold uint8 frames in [0, 255], got {value.dtype}")
         return value if self.is_pixel else value.float()
 
     def _augment(self, frames: torch.Tensor) -> torch.Tensor:
-        if self.is_pixel and self.cfg.encoder.augment:
-            return random_shift(frames, self.cfg.encoder.augment_pad, self.rng)
-        return frames
+        """Random shift of (K, B, C, H, W) frames, each member's shifts from its own generator."""
+        if not (self.is_pixel and self.cfg.encoder.augment):
+            return frames
+        pad = self.cfg.encoder.augment_pad
+        return torch.stack([random_shift(f, pad, g) for f, g in zip(frames, self.rngs, strict=True)])
 
-    def _encode_mem(self, mem_batch: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
+    def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Standard-normal noise (K, *shape), member k's from its own generator."""
+        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.rngs])
+
+    def _sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The actor's reparameterised sample for features (K, B, repr_dim)."""
+        return self.actor.sample(features, self._noise((features.shape[1], self.action_dim)))
+
+    # ----------------------------------------------------------------------------------------------- act
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """One action per member: observations (K, *obs_shape) -> actions (K, A) in [-1, 1]. Pixels are
+        uint8 CHW. No augmentation. The stochastic policy draws from every member's generator."""
+        obs_t = torch.as_tensor(np.asarray(obs), device=self.device)
+        if tuple(obs_t.shape) != (self.n_members, *self.obs_shape):
+            raise ValueError(
+                f"act: observations have shape {tuple(obs_t.shape)}, expected "
+                f"({self.n_members}, {', '.join(map(str, self.obs_shape))})"
+            )
+        if self.is_pixel and obs_t.dtype != torch.uint8:
+            raise ValueError(f"act: pixel observations must be uint8 in [0, 255], got {obs_t.dtype}")
+        features = self.encoder(obs_t.unsqueeze(1) if self.is_pixel else obs_t.float().unsqueeze(1))
+        if deterministic:
+            action = self.actor.mode(features)
+        else:
+            action = self._sample(features)[0]
+        return action.squeeze(1).cpu().numpy().astype(np.float32)
+
+    # ------------------------------------------------------------------------------------------ the losses
+    def critic_loss(self, h, action, reward, terminal, h_next) -> torch.Tensor:
+        """Twin-Q soft TD (SAC): the target from the target critic at a' ~ pi(s'), no gradient."""
+        with torch.no_grad():
+            next_action, next_log_prob = self._sample(h_next)
+            target = L.soft_td_target(
+                reward,
+                terminal,
+                *self.critic_target(h_next, next_action),
+                next_log_prob,
+                self.alpha,
+                self.cfg.sac.gamma,
+            )
+        return L.critic_loss(*self.critic(h, action), target)
+
+    def actor_and_alpha_losses(self, h) -> tuple[torch.Tensor, torch.Tensor]:
+        """SAC policy loss (the critic's parameters held constant) and temperature loss, one sample."""
+        h_pi = h if self.cfg.sac.actor_updates_encoder else h.detach()
+        pi_action, log_prob = self._sample(h_pi)
+        q1, q2 = self.critic(h_pi, pi_action, detach_params=True)
+        actor = L.actor_loss(log_prob, q1, q2, self.alpha)
+        return actor, L.alpha_loss(self.log_alpha, log_prob, self.target_entropy)
+
+    def inverse_loss(self, h_int, h_next_int, action) -> torch.Tensor:
+        """Eq. 1 on the interaction transitions."""
+        return L.inverse_loss(self.inverse_model(h_int, h_next_int), action)
+
+    def domain_losses(self, h, n_int: int) -> dict[str, torch.Tensor]:
+        """Discriminator BCE (interaction 0, observation 1) and, in ``adversarial`` mode, the generator loss.
+        ``released`` mode feeds detached features: the discriminator never shapes the encoder."""
+        rlv = self.cfg.rlv
+        logits = self.discriminator(h if rlv.discriminator_mode == "adversarial" else h.detach())
+        out = {"loss_discriminator": L.discriminator_loss(logits[:, :n_int], logits[:, n_int:])}
+        if "loss_generator" in self.loss_groups:
+            out["loss_generator"] = L.generator_loss(logits[:, :n_int], logits[:, n_int:], rlv.generator_loss)
+        return out
+
+    def paired_loss(self, paired: Mapping) -> torch.Tensor:
+        """Eq. 2 on the paired robot / human frames, un-augmented."""
+        robot = self._frames(paired, "robot", "paired")
+        human = self._frames(paired, "human", "paired")
+        return L.paired_loss(self.encoder(robot), self.encoder(human))
+
+    def mem_loss(self, mem_batch: Mapping) -> torch.Tensor:
+        """Eq. 6 on sub-sequences (K, B, k, C, H, W) of the observation videos, un-augmented."""
         frames = self._frames(mem_batch, "frames", "mem")
         label = self._tensor(mem_batch, "label", "mem", torch.int64)
-        b, k = frames.shape[:2]
-        features = self.encoder(frames.flatten(0, 1)).view(b, k, -1)
-        return self.motion_extractor(features), label
+        k, b, n = frames.shape[:3]
+        features = self.encoder(frames.flatten(1, 2)).view(k, b, n, -1)
+        return L.mem_loss(self.motion_extractor(features), label)
 
     def compute_losses(
         self,
@@ -377,14 +426,14 @@ class Agent:
         paired: Mapping | None = None,
         mem_batch: Mapping | None = None,
     ) -> dict[str, torch.Tensor]:
-        """All active losses of one update at the current parameters (unscaled scalars, with graphs)."""
+        """All active losses of one update at the current parameters, per member (K,), with graphs."""
         rlv = self.cfg.rlv
         obs = self._augment(self._frames(batch, "obs", "interaction"))
         next_obs = self._augment(self._frames(batch, "next_obs", "interaction"))
         action = self._tensor(batch, "action", "interaction", torch.float32)
         reward = self._tensor(batch, "reward", "interaction", torch.float32)
         terminal = self._tensor(batch, "terminal", "interaction", torch.float32)
-        n_int = obs.shape[0]
+        n_int = obs.shape[1]
         out: dict[str, torch.Tensor] = {}
 
         if rlv.enabled:
@@ -392,174 +441,92 @@ class Agent:
                 raise ValueError("rlv.enabled: update() needs obs_batch (observation transitions)")
             obs_o = self._augment(self._frames(obs_batch, "obs", "observation"))
             next_o = self._augment(self._frames(obs_batch, "next_obs", "observation"))
-            # Three encoder calls rather than one over the concatenation: with per-loss gradients each
-            # backward then runs over its own rows only (critic: s_int, s_obs; inverse: s_int, s'_int).
-            h = torch.cat([self.encoder(obs), self.encoder(obs_o)])
+            h = torch.cat([self.encoder(obs), self.encoder(obs_o)], 1)
             h_next_int = self.encoder(next_obs)
             with torch.no_grad():
                 h_next_obs = self.encoder(next_o)
-                obs_action = self.inverse_model(h[n_int:], h_next_obs)
-            out["loss_inverse"] = L.inverse_loss(self.inverse_model(h[:n_int], h_next_int), action)
-            action = torch.cat([action, obs_action])
-            reward = torch.cat([reward, self._tensor(obs_batch, "reward", "observation", torch.float32)])
+                obs_action = self.inverse_model(h[:, n_int:], h_next_obs)
+            out["loss_inverse"] = self.inverse_loss(h[:, :n_int], h_next_int, action)
+            action = torch.cat([action, obs_action], 1)
+            reward = torch.cat([reward, self._tensor(obs_batch, "reward", "observation", torch.float32)], 1)
             terminal = torch.cat(
-                [terminal, self._tensor(obs_batch, "terminal", "observation", torch.float32)]
+                [terminal, self._tensor(obs_batch, "terminal", "observation", torch.float32)], 1
             )
-            h_next = torch.cat([h_next_int.detach(), h_next_obs])
+            h_next = torch.cat([h_next_int.detach(), h_next_obs], 1)
             if self.discriminator is not None:
-                logits = self.discriminator(h if rlv.discriminator_mode == "adversarial" else h.detach())
-                # Only the discriminator's parameters receive this loss's gradient (LOSS_GROUPS).
-                out["loss_discriminator"] = L.discriminator_loss(logits[:n_int], logits[n_int:])
-                if "loss_generator" in self.loss_groups:
-                    out["loss_generator"] = L.generator_loss(
-                        logits[:n_int], logits[n_int:], rlv.generator_loss
-                    )
+                out.update(self.domain_losses(h, n_int))
             if "loss_paired" in self.loss_groups:
                 if paired is None:
                     raise ValueError("rlv.paired: update() needs the paired batch (robot, human)")
-                robot = self._frames(paired, "robot", "paired")
-                human = self._frames(paired, "human", "paired")
-                h_pair = self.encoder(torch.cat([robot, human]))
-                out["loss_paired"] = L.paired_loss(h_pair[: robot.shape[0]], h_pair[robot.shape[0] :])
+                out["loss_paired"] = self.paired_loss(paired)
         else:
             h = self.encoder(obs)
             with torch.no_grad():
                 h_next = self.encoder(next_obs)
 
-        alpha = self.alpha
-        with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(h_next, self.rng)
-            target = L.soft_td_target(
-                reward,
-                terminal,
-                *self.critic_target(h_next, next_action),
-                next_log_prob,
-                alpha,
-                self.cfg.sac.gamma,
-            )
-        out["loss_critic"] = L.critic_loss(*self.critic(h, action), target)
-
-        h_pi = h if self.cfg.sac.actor_updates_encoder else h.detach()
-        pi_action, log_prob = self.actor.sample(h_pi, self.rng)
-        # The critic's parameters are constants here (the actor loss trains the actor only).
-        out["loss_actor"] = L.actor_loss(log_prob, *self.critic(h_pi, pi_action, grad_params=False), alpha)
-        out["loss_alpha"] = L.alpha_loss(self.log_alpha, log_prob, self.target_entropy)
-
+        out["loss_critic"] = self.critic_loss(h, action, reward, terminal, h_next)
+        out["loss_actor"], out["loss_alpha"] = self.actor_and_alpha_losses(h)
         if self.mem_due():
             if mem_batch is None:
                 raise ValueError(
                     "mem.enabled: this update adds the MEM loss and needs mem_batch (frames, label)"
                 )
-            out["loss_mem"] = L.mem_loss(*self._encode_mem(mem_batch))
+            out["loss_mem"] = self.mem_loss(mem_batch)
         return out
 
-    def _fused_sac_losses(
-        self, batch: Mapping
-    ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
-        """``compute_losses`` and the gradients of their sum, by ``fused_sac_update`` (``self.fused_sac``)."""
-        obs = self._frames(batch, "obs", "interaction")
-        next_obs = self._frames(batch, "next_obs", "interaction")
-        return fused_sac_update(
-            self.actor,
-            self.critic,
-            self.critic_target,
-            self.log_alpha,
-            self.rng,
-            obs,
-            self._tensor(batch, "action", "interaction", torch.float32),
-            self._tensor(batch, "reward", "interaction", torch.float32),
-            self._tensor(batch, "terminal", "interaction", torch.float32),
-            next_obs,
-            self.cfg.sac.gamma,
-            self.target_entropy,
-        )
-
-    def _check_finite(self, losses: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    # ------------------------------------------------------------------------------------------ stepping
+    def _check(self, losses: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], list]:
+        """The one device read of an update: every loss of every member. Members with a non-finite loss
+        leave the pack (``self.active``); returns the values (NaN for members out of the pack) and the new
+        divergences."""
         names = list(losses)
-        values = torch.stack([losses[n].detach() for n in names]).tolist()
-        for name, value in zip(names, values, strict=True):
-            if not math.isfinite(value):
-                raise DivergenceError(name, value, step)
-        return dict(zip(names, values, strict=True))
+        values = torch.stack([losses[n].detach() for n in names]).cpu().numpy().astype(np.float64)
+        diverged = []
+        for k in np.flatnonzero(self.active):
+            bad = [i for i in range(len(names)) if not np.isfinite(values[i, k])]
+            if bad:
+                diverged.append((int(k), names[bad[0]], float(values[bad[0], k])))
+                self.active[k] = False
+        values[:, ~self.active] = np.nan
+        return dict(zip(names, values, strict=True)), diverged
 
-    def _apply(self, losses: dict[str, torch.Tensor]) -> None:
-        """Gradients of every scaled loss w.r.t. its groups at the current parameters (one backward pass per
-        ``_plan_backward`` entry), then every optimizer steps."""
-        scaled = {
-            name: loss if self.loss_scales[name] == 1.0 else self.loss_scales[name] * loss
-            for name, loss in losses.items()
-        }
-        jobs = [names for names in ([n for n in job if n in scaled] for job in self.backward_plan) if names]
-        joint: dict[torch.Tensor, torch.Tensor] = {}
-        shared: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        for i, names in enumerate(jobs):
-            params = [
-                p
-                for g in dict.fromkeys(g for n in names for g in self.loss_groups[n])
-                for p in self._params[g]
-            ]
-            loss = scaled[names[0]]
-            for n in names[1:]:
-                loss = loss + scaled[n]
-            grads = torch.autograd.grad(loss, params, retain_graph=i < len(jobs) - 1, allow_unused=True)
-            for p, g in zip(params, grads, strict=True):
-                if g is None:
-                    continue
-                if p in self._joint_params:  # summed mode: sum over passes; per-loss mode: one pass
-                    joint[p] = joint[p] + g if p in joint else g
-                else:  # per-loss mode, a shared group: this loss's own Adam (its pass has this loss only)
-                    shared.setdefault(names[0], []).append((p, g))
-        if "joint" in self.optimizers:
-            self._adam_step("joint", list(joint.items()))
-        for name, pairs in shared.items():
-            self._adam_step(name, pairs)
+    def _step(self, losses: dict[str, torch.Tensor]) -> None:
+        """Gradients of every scaled loss w.r.t. its own groups at the current parameters, then every
+        optimizer steps. Members out of the pack contribute zero gradients."""
+        mask = torch.as_tensor(self.active, device=self.device)
+        grads: dict[str, dict[torch.Tensor, torch.Tensor]] = {}
+        for name, loss in losses.items():
+            params = [p for g in self.loss_groups[name] for p in self.group_params(g)]
+            total = self.loss_scales[name] * torch.where(mask, loss, 0.0).sum()
+            g = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
+            grads[name] = {p: gp for p, gp in zip(params, g, strict=True) if gp is not None}
+        if self.cfg.rlv.per_loss_optimizers:
+            for name, pairs in grads.items():
+                self._adam_step(self.optimizers[name], pairs)
+        else:
+            summed: dict[torch.Tensor, torch.Tensor] = {}
+            for pairs in grads.values():
+                for p, gp in pairs.items():
+                    summed[p] = summed[p] + gp if p in summed else gp
+            for name, opt in self.optimizers.items():
+                if name.startswith("group_"):
+                    self._adam_step(opt, summed)
 
-    def _adam_step(self, name: str, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """One step of Adam ``name`` with the gradients ``pairs`` [(parameter, gradient)].
-
-        Once every parameter has its Adam state, the fused update is called directly on the optimizer's own
-        state tensors: the same two kernels ``torch.optim.Adam(fused=True).step()`` runs (count the step, then
-        update), without its per-call bookkeeping, a visible cost next to a small-MLP update. The optimizer
-        object keeps the state for checkpoints. Otherwise (first step, non-fused devices) ``.grad`` is set just
-        for a regular ``step()`` (autograd.grad never accumulates into it)."""
-        opt = self.optimizers[name]
-        state = opt.state
-        if not opt.defaults["fused"] or any(p not in state for p, _ in pairs):
-            for p, g in pairs:
-                p.grad = g
-            opt.step()
-            for p, _ in pairs:
-                p.grad = None
-            return
-        by_group: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        for p, g in pairs:
-            by_group.setdefault(self._adam_groups[name][p], []).append((p, g))
-        for i, items in by_group.items():
-            group = opt.param_groups[i]
-            params = [p for p, _ in items]
-            steps = [state[p]["step"] for p in params]
-            torch._foreach_add_(steps, 1)
-            beta1, beta2 = group["betas"]
-            torch._fused_adam_(
-                params,
-                [g for _, g in items],
-                [state[p]["exp_avg"] for p in params],
-                [state[p]["exp_avg_sq"] for p in params],
-                [],
-                steps,
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                amsgrad=False,
-                maximize=group["maximize"],
-            )
+    @staticmethod
+    def _adam_step(opt: torch.optim.Optimizer, grads: Mapping[torch.Tensor, torch.Tensor]) -> None:
+        """One step of ``opt`` with the given gradients of (some of) its parameters."""
+        params = [p for group in opt.param_groups for p in group["params"]]
+        for p in params:
+            p.grad = grads.get(p)
+        opt.step()
+        for p in params:
+            p.grad = None
 
     @torch.no_grad()
     def _update_target(self) -> None:
         tau = self.cfg.sac.tau
-        torch._foreach_lerp_(self._params["critic_target"], self._params["critic"], tau)
+        for target, online in zip(self.critic_target.parameters(), self.critic.parameters(), strict=True):
+            target.lerp_(online, tau)
 
     def update(
         self,
@@ -567,66 +534,65 @@ class Agent:
         obs_batch: Mapping | None = None,
         paired: Mapping | None = None,
         mem_batch: Mapping | None = None,
-    ) -> dict[str, float]:
-        """One gradient update. Batches (tensors or arrays):
+    ) -> UpdateResult:
+        """One gradient update of every member. Batches (tensors or arrays), each with the pack axis first:
 
-        - ``batch`` (interaction): obs (B, C, H, W) uint8 or (B, D) float32, action (B, A), reward (B,),
-          next_obs, terminal (B,) (1 only for true terminals).
+        - ``batch`` (interaction): obs (K, B, C, H, W) uint8 or (K, B, D) float32, action (K, B, A),
+          reward (K, B), next_obs, terminal (K, B) (1 only for true terminals).
         - ``obs_batch`` (RLV): obs, next_obs, reward, terminal; no action (the inverse model supplies it).
-        - ``paired`` (RLV with paired data): robot, human (N, C, H, W) uint8.
-        - ``mem_batch`` (MEM due, see ``mem_due``): frames (B, k, C, H, W) uint8, label (B,) int64.
-
-        Returns the active losses keyed by progress-CSV column (``loss_critic``, ...) and ``alpha``.
-        Raises ``DivergenceError`` before any parameter changes if a loss is not finite.
+        - ``paired`` (RLV with paired data): robot, human (K, N, C, H, W) uint8.
+        - ``mem_batch`` (MEM due, see ``mem_due``): frames (K, B, k, C, H, W) uint8, label (K, B) int64.
         """
-        if self.fused_sac:  # losses and gradients together (fused_sac.py)
-            losses, pairs = self._fused_sac_losses(batch)
-        else:
-            losses, pairs = self.compute_losses(batch, obs_batch, paired, mem_batch), None
-        values = self._check_finite(losses, self.update_step)
-        values["alpha"] = float(self.alpha)
-        if pairs is None:
-            self._apply(losses)
-        else:
-            self._adam_step("joint", pairs)
+        losses = self.compute_losses(batch, obs_batch, paired, mem_batch)
+        values, diverged = self._check(losses)
+        values["alpha"] = np.where(self.active, self.alpha.squeeze(1).cpu().numpy(), np.nan)
+        if self.active.any():
+            self._step(losses)
         self.update_step += 1
         if self.update_step % self.cfg.sac.target_update_period == 0:
             self._update_target()
-        return values
+        return UpdateResult(values, diverged)
 
-    def pretrain_mem_step(self, mem_batch: Mapping) -> dict[str, float]:
-        """One encoder + MEM pre-training step on Eq. 6 (unscaled, optimizer ``mem_pretrain``).
-        A non-finite loss raises ``DivergenceError`` with the pre-training step index."""
+    def pretrain_mem_step(self, mem_batch: Mapping) -> UpdateResult:
+        """One encoder + MEM pre-training step on Eq. 6 (unscaled, optimizer ``mem_pretrain``)."""
         if self.motion_extractor is None:
             raise ValueError("pretrain_mem_step needs mem.enabled = true")
-        loss = L.mem_loss(*self._encode_mem(mem_batch))
-        value = self._check_finite({"loss_mem": loss}, self.mem_pretrain_step)
-        opt = self.optimizers["mem_pretrain"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        losses = {"loss_mem": self.mem_loss(mem_batch)}
+        values, diverged = self._check(losses)
+        if self.active.any():
+            mask = torch.as_tensor(self.active, device=self.device)
+            opt = self.optimizers["mem_pretrain"]
+            params = [p for group in opt.param_groups for p in group["params"]]
+            grads = torch.autograd.grad(torch.where(mask, losses["loss_mem"], 0.0).sum(), params)
+            self._adam_step(opt, dict(zip(params, grads, strict=True)))
         self.mem_pretrain_step += 1
-        return value
+        return UpdateResult(values, diverged)
 
     # --------------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        """Networks (target critic included), every optimizer, log_alpha, counters and the RNG state: only
-        tensors, dicts, lists, numbers and strings (loadable with ``torch.load(weights_only=True)``)."""
+        """Networks (target critic included), every optimizer, log_alpha, counters, the members' seeds,
+        activity and RNG states: only tensors, dicts, lists, numbers and strings (loadable with
+        ``torch.load(weights_only=True)``)."""
         return {
+            "seeds": list(self.seeds),
+            "active": [bool(a) for a in self.active],
             "update_step": self.update_step,
             "mem_pretrain_step": self.mem_pretrain_step,
-            "rng": self.rng.get_state(),
+            "rngs": [g.get_state() for g in self.rngs],
             "log_alpha": self.log_alpha.detach().clone(),
             "networks": {name: net.state_dict() for name, net in self.networks.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
         }
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore a ``state_dict`` of an agent built with the same config and shapes."""
-        missing = [k for k in _STATE_KEYS if k not in state]
+        """Restore a ``state_dict`` of an agent built with the same config, shapes and seeds."""
+        missing = [k for k in STATE_KEYS if k not in state]
         if missing:
             raise KeyError(f"agent state has no {missing}")
+        if list(state["seeds"]) != list(self.seeds):
+            raise ValueError(
+                f"agent state is of the pack {list(state['seeds'])}, this agent is {list(self.seeds)}"
+            )
         nets, opts = self.networks, self.optimizers
         if set(state["networks"]) != set(nets) or set(state["optimizers"]) != set(opts):
             raise ValueError(
@@ -640,6 +606,8 @@ class Agent:
             opt.load_state_dict(state["optimizers"][name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.rng.set_state(state["rng"].cpu())  # generator states are CPU byte tensors on every device
+        for g, s in zip(self.rngs, state["rngs"], strict=True):
+            g.set_state(s.cpu())  # generator states are CPU byte tensors on every device
+        self.active = np.asarray(state.get("active", [True] * self.n_members), dtype=bool)
         self.update_step = int(state["update_step"])
         self.mem_pretrain_step = int(state["mem_pretrain_step"])
