@@ -90,3 +90,90 @@ def test_squashed_gaussian_log_prob():
     assert lp.item() == pytest.approx(expected, rel=1e-5)
     # saturated pre-activation stays finite (the naive log(1 - tanh^2) gives -inf)
     assert torch.isfinite(squashed_gaussian_log_prob(t(30.0)[None], t(0.0)[None], t(0.0)[None])).all()
+
+
+def test_losses_of_a_pack_reduce_over_the_batch_axis_only():
+    """Two members (K, B): member 0 repeats the cases above, member 1's values are worked out here; each
+    loss comes out per member, (K,), and equals the loss of that member's rows alone."""
+    m = torch.tensor
+    # soft TD, alpha (K, 1) = (0.5, 2): member 1: 0 + 0.9 * (min(1, 2) - 2 * 0.5) = 0 ; terminal: r = 1
+    y = L.soft_td_target(
+        m([[1.0, 0.0], [0.0, 1.0]]),
+        m([[0.0, 1.0], [0.0, 1.0]]),
+        m([[2.0, 3.0], [1.0, 9.0]]),
+        m([[1.5, 4.0], [2.0, 9.0]]),
+        m([[-1.0, 0.5], [0.5, 9.0]]),
+        m([[0.5], [2.0]]),
+        0.9,
+    )
+    assert torch.allclose(y, m([[2.8, 0.0], [0.0, 1.0]]))
+    cases = {
+        # member 1: MSE([0, 0], [1, 1]) = 1 ; MSE([2, 2], [1, 1]) = 1 ; sum 2
+        "critic": (
+            L.critic_loss,
+            (m([[1.0, 2.0], [0.0, 0.0]]), m([[0.0, 4.0], [2.0, 2.0]]), m([[1.0, 3.0], [1.0, 1.0]])),
+            (1.5, 2.0),
+        ),
+        # member 1, alpha 1: mean(1 - min(0, 1), 1 - min(2, 1)) = mean(1, 0) = 0.5
+        "actor": (
+            L.actor_loss,
+            (
+                m([[-1.0, 2.0], [1.0, 1.0]]),
+                m([[3.0, 1.0], [0.0, 2.0]]),
+                m([[2.0, 5.0], [1.0, 1.0]]),
+                m([[0.1], [1.0]]),
+            ),
+            (-1.45, 0.5),
+        ),
+        # member 1: log_alpha 1, log pi [0, 0], target -2: -(1 * mean(-2, -2)) = 2
+        "alpha": (
+            L.alpha_loss,
+            (m([[0.5], [1.0]]), m([[-1.0, -3.0], [0.0, 0.0]]), -2.0),
+            (2.0, 2.0),
+        ),
+        # member 1: ||(1,1)-(0,0)||^2 = 2, ||(0,0)-(0,0)||^2 = 0 ; mean 1
+        "inverse": (
+            L.inverse_loss,
+            (
+                m([[[0.0, 1.0], [1.0, 1.0]], [[1.0, 1.0], [0.0, 0.0]]]),
+                m([[[1.0, 1.0], [1.0, -1.0]], [[0.0, 0.0], [0.0, 0.0]]]),
+            ),
+            (2.5, 1.0),
+        ),
+        # member 1: both logits 0 (p = 0.5): -log 0.5 for either label
+        "discriminator": (
+            L.discriminator_loss,
+            (m([[0.0], [0.0]]), m([[math.log(3.0)], [0.0]])),
+            ((math.log(2) - math.log(0.75)) / 2, math.log(2)),
+        ),
+        "generator": (
+            L.generator_loss,
+            (m([[0.0], [0.0]]), m([[math.log(3.0)], [0.0]])),
+            ((math.log(2) + math.log(4)) / 2, math.log(2)),
+        ),
+        # member 1: ||(1,0)-(0,0)||^2 = 1, ||(0,0)-(0,1)||^2 = 1 ; mean 1
+        "paired": (
+            L.paired_loss,
+            (
+                m([[[1.0, 2.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]]]),
+                m([[[0.0, 0.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 1.0]]]),
+            ),
+            (15.0, 1.0),
+        ),
+        # member 1: two uniform rows over 4 classes: log 4
+        "mem": (
+            L.mem_loss,
+            (
+                m([[[0.0, 0.0, 0.0, 0.0], [math.log(3.0), 0.0, -1e9, -1e9]], [[0.0] * 4, [1.0] * 4]]),
+                m([[2, 0], [1, 3]]),
+            ),
+            ((math.log(4) - math.log(0.75)) / 2, math.log(4)),
+        ),
+    }
+    for name, (loss_fn, args, expected) in cases.items():
+        value = loss_fn(*args)
+        assert value.shape == (2,), name
+        assert torch.allclose(value, t(*expected)), (name, value)
+        for k in range(2):  # member k's loss from its own rows (a pack of one)
+            alone = loss_fn(*(a[k : k + 1] if isinstance(a, torch.Tensor) else a for a in args))
+            assert torch.allclose(alone, value[k : k + 1]), (name, k)
