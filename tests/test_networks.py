@@ -1,76 +1,152 @@
-"""Shapes and properties of the networks and of the random-shift augmentation."""
+"""Shapes and properties of the pack networks and of the random-shift augmentation."""
 
 import pytest
 import torch
 from torch.nn import functional as F
 
 from rlmu.agent.augment import random_shift
-from rlmu.agent.networks import Actor, Critic, Discriminator, Encoder, InverseModel, MotionExtractor
+from rlmu.agent.networks import (
+    Actor,
+    ConvEncoder,
+    Critic,
+    Discriminator,
+    Encoder,
+    InverseModel,
+    MemberMotionExtractor,
+    MotionExtractor,
+    PackLinear,
+    PackMLP,
+    mlp,
+    scale_frames,
+)
+
+
+def members(k, in_dim, hidden, out_dim, seed=0):
+    torch.manual_seed(seed)
+    return [mlp(in_dim, hidden, out_dim) for _ in range(k)]
 
 
 @pytest.mark.parametrize(("size", "repr_dim"), [(48, 1152), (64, 2048), (84, 3200)])
 def test_encoder_feature_size(size, repr_dim):
-    enc = Encoder((3, size, size))
+    enc = Encoder((3, size, size), 2)
     assert enc.repr_dim == repr_dim
-    out = enc(torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8))
-    assert out.shape == (2, repr_dim)
-    convs = [m for m in enc.convs if isinstance(m, torch.nn.Conv2d)]
+    out = enc(torch.randint(0, 256, (2, 3, 3, size, size), dtype=torch.uint8))
+    assert out.shape == (2, 3, repr_dim)
+    convs = list(enc.members[0].convs)
     assert [c.out_channels for c in convs] == [16, 16, 32] and all(c.kernel_size == (5, 5) for c in convs)
 
 
-def test_encoder_channels_last_same_math():
+def test_encoder_members_are_their_conv_encoders_and_channels_last_is_the_same_function():
     torch.manual_seed(0)
-    a = Encoder((3, 16, 16), (4, 8), 5, 2, channels_last=False)
-    b = Encoder((3, 16, 16), (4, 8), 5, 2, channels_last=True)
-    b.load_state_dict(a.state_dict())
-    x = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
-    assert torch.allclose(a(x), b(x), atol=1e-5)
+    convs = [ConvEncoder((3, 16, 16), (4, 8), 5, 2) for _ in range(2)]
+    a = Encoder((3, 16, 16), 2, (4, 8), 5, 2, channels_last=False, members=convs)
+    b = Encoder((3, 16, 16), 2, (4, 8), 5, 2, channels_last=True, members=convs)
+    x = torch.randint(0, 256, (2, 3, 3, 16, 16), dtype=torch.uint8)
+    out = a(x)
+    for k in range(2):  # member k's features are its own ConvEncoder on its own frames
+        assert torch.equal(out[k], convs[k](scale_frames(x[k])))
+    assert not torch.allclose(out[0], out[1])
+    assert torch.allclose(out, b(x), atol=1e-5)
+
+
+def test_grouped_convolution_path_equals_member_by_member():
+    """Off the CPU the pack's convolutions run as one grouped convolution; it computes the same features
+    (each member's channel-major flatten) as the member-by-member path."""
+    torch.manual_seed(0)
+    enc = Encoder((3, 16, 16), 3, (4, 8), 3, 2, channels_last=False)
+    x = torch.randint(0, 256, (3, 5, 3, 16, 16), dtype=torch.uint8)
+    assert torch.allclose(enc._grouped(x), enc(x), atol=1e-5)
 
 
 def test_state_encoder_is_identity_and_bad_shapes_rejected():
-    enc = Encoder((6,))
-    x = torch.randn(4, 6)
+    enc = Encoder((6,), 2)
+    x = torch.randn(2, 4, 6)
     assert enc.repr_dim == 6 and torch.equal(enc(x), x) and not list(enc.parameters())
     with pytest.raises(ValueError, match="obs_shape"):
-        Encoder((3, 4))
+        Encoder((3, 4), 1)
     with pytest.raises(ValueError, match="too small"):
-        Encoder((3, 4, 4))
+        Encoder((3, 4, 4), 1)
 
 
-def test_actor_bounds_and_log_std_clip():
-    torch.manual_seed(0)
-    actor = Actor(5, 3, (8,), log_std_min=-1.0, log_std_max=0.5)
+@pytest.mark.parametrize(("in_dim", "hidden", "out_dim"), [(7, (32, 32), 1), (6, (16,), 3), (9, (), 2)])
+def test_pack_mlp_is_its_members_mlps(in_dim, hidden, out_dim):
+    """Member k's slice of a pack MLP is member k's nn.Sequential on member k's rows: values and gradients
+    (the one-output-unit layer is a row-wise product, the others one baddbmm)."""
+    nets = members(3, in_dim, hidden, out_dim)
+    pack = PackMLP(nets)
+    x = torch.randn(3, 5, in_dim, requires_grad=True)
+    out = pack(x)
+    assert out.shape == (3, 5, out_dim)
+    for k, net in enumerate(nets):
+        assert torch.allclose(out[k], net(x[k]), atol=1e-6)
+    upstream = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [x, *pack.parameters()], upstream)
+    ref_x = x.detach().clone().requires_grad_(True)
+    for k, net in enumerate(nets):
+        ref = torch.autograd.grad(net(ref_x[k]), [ref_x, *net.parameters()], upstream[k])
+        assert torch.allclose(grads[0][k], ref[0][k], atol=1e-6)
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        for i, layer in enumerate(pack.layers):
+            assert torch.equal(layer.weight[k].detach(), linears[i].weight.detach())  # the members' init
+            assert torch.allclose(grads[1 + 2 * i][k], ref[1 + 2 * i], atol=1e-6)  # weight
+            assert torch.allclose(grads[2 + 2 * i][k], ref[2 + 2 * i], atol=1e-6)  # bias
+
+
+def test_detached_parameters_pass_the_gradient_to_the_input_only():
+    layer = PackLinear([torch.nn.Linear(4, 3) for _ in range(2)])
+    x = torch.randn(2, 5, 4, requires_grad=True)
+    out = layer(x, detach_params=True)
+    assert torch.equal(out, layer(x))
+    gx, gw, gb = torch.autograd.grad(out.sum(), [x, layer.weight, layer.bias], allow_unused=True)
+    assert gx is not None and gx.abs().sum() > 0 and gw is None and gb is None
+
+
+def test_actor_bounds_log_std_clip_and_log_prob():
+    actor = Actor(members(2, 5, (8,), 6), log_std_min=-1.0, log_std_max=0.5)
     with torch.no_grad():
-        actor.net[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 100.0, -100.0, 0.0]))
-    feats = torch.randn(7, 5)
-    _, log_std = actor(feats)
-    assert log_std[:, 0].eq(0.5).all() and log_std[:, 1].eq(-1.0).all()
-    g = torch.Generator().manual_seed(1)
-    action, log_prob = actor.sample(feats, g)
-    assert action.shape == (7, 3) and log_prob.shape == (7,)
+        actor.net.layers[-1].bias.copy_(torch.tensor([[0.0, 0.0, 0.0, 100.0, -100.0, 0.0]] * 2))
+    feats = torch.randn(2, 7, 5)
+    mean, log_std = actor(feats)
+    assert mean.shape == log_std.shape == (2, 7, 3)
+    assert log_std[..., 0].eq(0.5).all() and log_std[..., 1].eq(-1.0).all()
+    noise = torch.randn(2, 7, 3, generator=torch.Generator().manual_seed(1))
+    action, log_prob = actor.sample(feats, noise)
+    assert action.shape == (2, 7, 3) and log_prob.shape == (2, 7)
     assert action.abs().max() < 1 and torch.isfinite(log_prob).all()
-    assert torch.equal(actor.mode(feats), torch.tanh(actor(feats)[0]))
-    # the generator fixes the noise
-    a2, _ = actor.sample(feats, torch.Generator().manual_seed(1))
-    assert torch.equal(action, a2)
+    assert torch.equal(actor.mode(feats), torch.tanh(mean))
+    # the log-probability of the squashed Gaussian: Normal(mean, std) at u minus log(1 - tanh(u)^2)
+    u = mean + log_std.exp() * noise
+    normal = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
+    expected = (normal - torch.log(1 - torch.tanh(u) ** 2)).sum(-1)
+    assert torch.allclose(log_prob, expected, atol=1e-4)
+    assert torch.equal(action, torch.tanh(u))
 
 
-def test_critic_inverse_discriminator_shapes():
-    q1, q2 = Critic(5, 2, (8, 8))(torch.randn(4, 5), torch.randn(4, 2))
-    assert q1.shape == q2.shape == (4,) and not torch.equal(q1, q2)
-    inv = InverseModel(5, 2, (8,))
-    pred = inv(torch.randn(4, 5) * 100, torch.randn(4, 5) * 100)
-    assert pred.shape == (4, 2) and pred.abs().max() <= 1
-    assert Discriminator(5, (8,))(torch.randn(4, 5)).shape == (4,)
+def test_critic_twins_inverse_discriminator_shapes():
+    q1s, q2s = members(2, 7, (8, 8), 1, seed=0), members(2, 7, (8, 8), 1, seed=1)
+    critic = Critic(q1s, q2s)
+    h, a = torch.randn(2, 4, 5), torch.randn(2, 4, 2)
+    q1, q2 = critic(h, a)
+    assert q1.shape == q2.shape == (2, 4) and not torch.equal(q1, q2)
+    x = torch.cat([h, a], -1)
+    for k in range(2):  # member k's Q1 and Q2 are its own networks
+        assert torch.allclose(q1[k], q1s[k](x[k]).squeeze(-1), atol=1e-6)
+        assert torch.allclose(q2[k], q2s[k](x[k]).squeeze(-1), atol=1e-6)
+    inv = InverseModel(members(2, 10, (8,), 2))
+    pred = inv(torch.randn(2, 4, 5) * 100, torch.randn(2, 4, 5) * 100)
+    assert pred.shape == (2, 4, 2) and pred.abs().max() <= 1
+    assert Discriminator(members(2, 5, (8,), 1))(torch.randn(2, 4, 5)).shape == (2, 4)
 
 
 def test_motion_extractor_gradient_reaches_encoder():
-    enc = Encoder((3, 16, 16), (4, 4), 3, 2)
-    mem = MotionExtractor(enc.repr_dim, n_classes=5, hidden=8, layers=3)
-    assert mem.lstm.num_layers == 3
-    frames = torch.randint(0, 256, (2, 4, 3, 16, 16), dtype=torch.uint8)
-    logits = mem(enc(frames.flatten(0, 1)).view(2, 4, -1))
-    assert logits.shape == (2, 5)
+    enc = Encoder((3, 16, 16), 2, (4, 4), 3, 2)
+    mem = MotionExtractor([MemberMotionExtractor(enc.repr_dim, 5, 8, 3) for _ in range(2)])
+    assert mem.members[0].lstm.num_layers == 3
+    frames = torch.randint(0, 256, (2, 3, 4, 3, 16, 16), dtype=torch.uint8)  # (K, B, k, C, H, W)
+    features = enc(frames.flatten(1, 2)).view(2, 3, 4, -1)
+    logits = mem(features)
+    assert logits.shape == (2, 3, 5)
+    assert torch.allclose(logits[1], mem.members[1](features[1]))
     logits.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
 
@@ -87,99 +163,3 @@ def test_random_shift_matches_replicate_pad_and_crop_per_sample():
     assert random_shift(frames, 0) is frames
     with pytest.raises(ValueError, match="B, C, H, W"):
         random_shift(frames[0], 4)
-
-
-def _sequential_reference(nets, x):
-    """The stacks through plain nn.Sequential autograd (the modules' own layers)."""
-    return torch.cat([torch.nn.Sequential.forward(net, x) for net in nets], -1)
-
-
-@pytest.mark.parametrize(
-    ("in_dim", "hidden", "out_dim", "k"),
-    [(7, (32, 32), 1, 2), (6, (32,), 2, 1), (40, (24, 24), 3, 1), (20, (16,), 1, 2), (9, (), 2, 1)],
-)
-@pytest.mark.parametrize("sparse", [False, True])
-def test_mlp_function_matches_sequential_autograd(in_dim, hidden, out_dim, k, sparse):
-    """One-node MLP stacks (mlp_forward) give nn.Sequential's values, input and parameter gradients, with a
-    dense output gradient and with one whose rows are mostly zero (the min(Q1, Q2) case); with
-    grad_params=False the input gradient is the same and no parameter gets one."""
-    from rlmu.agent.networks import mlp, mlp_forward
-
-    torch.manual_seed(0)
-    nets = [mlp(in_dim, hidden, out_dim).double() for _ in range(k)]
-    params = [p for net in nets for p in net.parameters()]
-    x = torch.randn(64, in_dim, dtype=torch.double, requires_grad=True)
-    g = torch.randn(64, k * out_dim, dtype=torch.double)
-    if sparse:  # each network gets a gradient on a different quarter of the rows
-        mask = torch.zeros_like(g)
-        for j in range(k):
-            mask[16 * j : 16 * (j + 1), j * out_dim : (j + 1) * out_dim] = 1
-        g = g * mask
-    ref_out = _sequential_reference(nets, x)
-    ref = torch.autograd.grad(ref_out, [x, *params], g)
-    out = mlp_forward(nets, x)
-    got = torch.autograd.grad(out, [x, *params], g)
-    assert torch.allclose(out, ref_out, atol=1e-12)
-    for a, b in zip(got, ref, strict=True):
-        assert torch.allclose(a, b, atol=1e-10)
-    out = mlp_forward(nets, x, grad_params=False)
-    (gx,) = torch.autograd.grad(out, x, g)
-    assert torch.allclose(gx, ref[0], atol=1e-10)
-    assert all(p.grad is None for p in params)
-    no_param_grads = torch.autograd.grad(
-        mlp_forward(nets, x, grad_params=False).sum(), params, allow_unused=True
-    )
-    assert no_param_grads == (None,) * len(params)
-    with torch.no_grad():  # the plain no-gradient path
-        assert torch.allclose(mlp_forward(nets, x), ref_out, atol=1e-12)
-
-
-def test_mlp_function_gradcheck_and_module_layout():
-    from rlmu.agent.networks import MLP, _MLPFunction, mlp
-
-    torch.manual_seed(0)
-    nets = [mlp(5, (6, 6), 1).double(), mlp(5, (6, 6), 1).double()]
-    params = [p.detach().clone().requires_grad_(True) for net in nets for p in net.parameters()]
-    x = torch.randn(8, 5, dtype=torch.double, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, *p: _MLPFunction.apply(x, 2, 3, *p), (x, *params))
-    # An nn.Sequential of Linear and ReLU: the state-dict keys and initialisation of nn.Sequential.
-    net = mlp(6, (32, 32), 2)
-    assert isinstance(net, MLP) and isinstance(net, torch.nn.Sequential)
-    assert list(net.state_dict()) == list(
-        torch.nn.Sequential(
-            *[
-                torch.nn.Linear(6, 32),
-                torch.nn.ReLU(),
-                torch.nn.Linear(32, 32),
-                torch.nn.ReLU(),
-                torch.nn.Linear(32, 2),
-            ]
-        ).state_dict()
-    )
-    y = torch.randn(3, 4, 6)  # inputs other than 2-D take the plain path
-    assert net(y).shape == (3, 4, 2) and torch.allclose(net(y), torch.nn.Sequential.forward(net, y))
-
-
-def test_squashed_gaussian_sample_node_matches_composed_operations():
-    """The actor's one-node sample (hand-written backward) gives the values and gradients of the composed
-    clamp / exp / tanh / log-probability operations, inside and outside the log-std clamp."""
-    from rlmu.agent.networks import _SquashedGaussianSample, squashed_gaussian_log_prob
-
-    torch.manual_seed(0)
-    out = (torch.randn(40, 6, dtype=torch.double) * 3).requires_grad_(True)  # some log-stds clamped
-    noise = torch.randn(40, 3, dtype=torch.double)
-
-    def composed(o):
-        mean, log_std = o[:, :3], o[:, 3:].clamp(-2.0, 1.0)
-        u = mean + log_std.exp() * noise
-        return torch.tanh(u), squashed_gaussian_log_prob(u, noise, log_std)
-
-    assert torch.autograd.gradcheck(lambda o: _SquashedGaussianSample.apply(o, noise, -2.0, 1.0), (out,))
-    got, ref = _SquashedGaussianSample.apply(out, noise, -2.0, 1.0), composed(out)
-    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(got, ref, strict=True))
-    ga, gl = torch.randn(40, 3, dtype=torch.double), torch.randn(40, dtype=torch.double)
-    (g_got,) = torch.autograd.grad((got[0] * ga).sum() + (got[1] * gl).sum(), out)
-    (g_ref,) = torch.autograd.grad((ref[0] * ga).sum() + (ref[1] * gl).sum(), out)
-    # Equal up to torch's softplus, whose linear branch (input > 20) has slope 1 instead of sigmoid.
-    assert torch.allclose(g_got, g_ref, atol=1e-6)
-    assert (g_got[:, 3:] == 0).any()  # clamped log-stds get no gradient
