@@ -257,3 +257,50 @@ def test_generate_push_is_seeded(tmp_path, capsys):
         assert code == 0, err
     a, b, c = (load_video_dataset(p).frames for p in paths)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+# ---- info on files that do not fit their task -----------------------------------------------------------
+
+
+def _acrobot_file(tmp_path, capsys):
+    path = tmp_path / "acrobot.npz"
+    code, _, err = _run(capsys, f"generate --task acrobot --quality high --episodes 2 --seed 0 --out {path}")
+    assert code == 0, err
+    return path
+
+
+def _replace_frames(src, dst, frames):
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["frames"] = frames
+    np.savez(dst, **arrays)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ("width7", "state frames are 7-D, task 'acrobot' has 6-D states"),
+        ("width1", "state frames are 1-D, task 'acrobot' has 6-D states"),
+        ("nan", "nan is not finite"),
+        ("inf", "inf is not finite"),
+        ("huge", "outside the task's observation range"),
+    ],
+)
+def test_info_rejects_acrobot_data_that_does_not_fit_the_task(tmp_path, capsys, change, words):
+    good = _acrobot_file(tmp_path, capsys)
+    with np.load(good) as z:
+        frames = z["frames"].copy()
+    if change == "width7":
+        frames = np.column_stack([frames, np.zeros(len(frames), np.float32)])
+    elif change == "width1":
+        frames = frames[:, :1].copy()
+    else:
+        frames[len(frames) - 1, 5] = {"nan": np.nan, "inf": np.inf, "huge": 1e30}[change]
+    bad = tmp_path / f"{change}.npz"
+    _replace_frames(good, bad, frames)
+    code, out, err = _run(capsys, "info", bad)
+    assert code == 2 and out == "", err
+    assert err.startswith(f"rlmu: error: {bad}: ") and words in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    if change in ("nan", "inf", "huge"):
+        assert f"row {len(frames) - 1} (episode 1, frame" in err

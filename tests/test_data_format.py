@@ -51,6 +51,15 @@ def _augmented_dataset() -> VideoDataset:
     )
 
 
+def _acrobot_states(rng, n: int) -> np.ndarray:
+    """``(n, 6)`` float32 states inside Acrobot's observation bounds (cos/sin of two angles, velocities)."""
+    th = rng.uniform(-np.pi, np.pi, (n, 2))
+    vel = rng.uniform(-1, 1, (n, 2)) * [4 * np.pi, 9 * np.pi] * 0.99
+    return np.column_stack(
+        [np.cos(th[:, 0]), np.sin(th[:, 0]), np.cos(th[:, 1]), np.sin(th[:, 1]), vel]
+    ).astype(np.float32)
+
+
 def _rewrite(src, dst, *, drop=(), meta_update=None, replace=None):
     """Copy an npz archive, dropping arrays, editing metadata or replacing arrays (a forged file)."""
     with np.load(src, allow_pickle=False) as z:
@@ -89,7 +98,7 @@ def test_video_round_trip_is_bit_identical(tmp_path, compress):
 
 def test_state_dataset_round_trip(tmp_path):
     rng = np.random.default_rng(2)
-    eps = [rng.standard_normal((int(t) + 1, 6)).astype(np.float32) for t in (3, 10, 1)]
+    eps = [_acrobot_states(rng, int(t) + 1) for t in (3, 10, 1)]
     ds = VideoDataset.from_episodes(
         eps, meta={"task": "acrobot", "quality": "medium"}, reached_goal=[1, 0, 1]
     )
@@ -225,7 +234,7 @@ def test_non_npz_files_are_rejected(tmp_path):
 def test_pickled_object_array_is_rejected(tmp_path, good_file):
     bad = tmp_path / "obj.npz"
     _rewrite(good_file, bad, replace={"kind": np.array([{"a": 1}] * 4, dtype=object)})
-    _expect_error(bad, "corrupt or unsupported array data")
+    _expect_error(bad, "pickled Python objects", "'kind'")
 
 
 @pytest.mark.parametrize("missing", ["frames", "episode_lengths", "reversed_mask", "kind"])
@@ -385,3 +394,186 @@ def test_killed_writer_never_leaves_a_partial_file_under_the_final_name(tmp_path
     # The dead writer's temporary file is hidden (dot-prefixed) and never named like the target.
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "good.npz"]
     assert all(name.startswith(".good.npz.") and name.endswith(".tmp") for name in leftovers)
+
+
+# ---- values, task shapes, headers and members ----------------------------------------------------------
+
+
+@pytest.fixture
+def state_file(tmp_path):
+    rng = np.random.default_rng(7)
+    eps = [_acrobot_states(rng, t + 1) for t in (5, 9, 4)]
+    ds = VideoDataset.from_episodes(eps, meta={"task": "acrobot", "domain": "state"}, reached_goal=[0, 1, 0])
+    return save_video_dataset(tmp_path / "acrobot.npz", ds, compress=False)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (np.nan, "nan is not finite"),
+        (np.inf, "inf is not finite"),
+        (-np.inf, "-inf is not finite"),
+        (1e30, "outside the task's observation range"),
+        (1.5, "outside the task's observation range [-1.0, 1.0]"),
+    ],
+)
+def test_state_values_are_checked_naming_episode_and_index(tmp_path, state_file, value, words):
+    with np.load(state_file) as z:
+        frames = z["frames"].copy()
+    frames[9, 0] = value  # episode 1 starts at row 6: its frame 3
+    bad = tmp_path / "bad.npz"
+    _rewrite(state_file, bad, replace={"frames": frames})
+    _expect_error(bad, words, "row 9", "episode 1, frame 3", "column 0", "1 bad row")
+    # The same check guards data made in memory, before it is ever written.
+    eps = [frames[:6], frames[6:16], frames[16:]]
+    with pytest.raises(DatasetError, match="episode 1, frame 3"):
+        VideoDataset.from_episodes(eps, meta={"task": "acrobot"}, reached_goal=[0, 0, 0])
+
+
+def test_paired_state_values_must_be_finite(tmp_path):
+    rng = np.random.default_rng(4)
+    robot = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    state = rng.standard_normal((5, 10)).astype(np.float32)
+    good = save_paired_dataset(
+        tmp_path / "p.npz",
+        PairedDataset.from_arrays(robot, robot, state, meta={"task": "push", "domain": "human"}),
+    )
+    state[2, 4] = np.nan
+    bad = tmp_path / "nan.npz"
+    _rewrite(good, bad, replace={"state": state})
+    _expect_error(bad, "array 'state' row 2, column 4: nan is not finite", loader=load_paired_dataset)
+    acro = tmp_path / "acro.npz"
+    _rewrite(good, acro, meta_update={"task": "acrobot"})
+    _expect_error(acro, "paired data is for image tasks", loader=load_paired_dataset)
+
+
+@pytest.mark.parametrize("width", [1, 5, 7])
+def test_state_width_must_be_the_tasks(tmp_path, state_file, width):
+    with np.load(state_file) as z:
+        frames = z["frames"]
+    wide = np.zeros((len(frames), width), np.float32)
+    wide[:, : min(width, 6)] = frames[:, : min(width, 6)]
+    bad = tmp_path / f"w{width}.npz"
+    _rewrite(state_file, bad, replace={"frames": wide})
+    _expect_error(bad, f"state frames are {width}-D", "task 'acrobot' has 6-D states")
+    _expect_error(bad, f"{width}-D", loader=load_dataset)
+
+
+def test_frames_must_fit_the_task(tmp_path, state_file, good_file):
+    with np.load(state_file) as z:
+        frames = z["frames"]
+    cases = {
+        "float64": ({"frames": frames.astype(np.float64)}, {}, "state frames must be (N, D) float32"),
+        "pixels_for_acrobot": ({}, {"obs_kind": "pixels"}, "task 'acrobot' has state observations"),
+        "unknown_task": ({}, {"task": "pong"}, "unknown task 'pong'"),
+        "task_not_a_name": ({}, {"task": 3}, "metadata task must be a task name"),
+        "counts_not_ints": ({}, {"n_episodes": 3.0}, "must be integers"),
+    }
+    for name, (replace, meta, words) in cases.items():
+        bad = tmp_path / f"{name}.npz"
+        _rewrite(state_file, bad, replace=replace, meta_update=meta)
+        _expect_error(bad, words)
+    with np.load(good_file) as z:
+        pixels = z["frames"]
+    bad = tmp_path / "pixels_u16.npz"
+    _rewrite(good_file, bad, replace={"frames": pixels.astype(np.uint16)})
+    _expect_error(bad, "pixel frames must be (N, H, W, 3) uint8")
+    bad = tmp_path / "state_for_push.npz"
+    _rewrite(good_file, bad, meta_update={"obs_kind": "state"})
+    _expect_error(bad, "task 'push' has pixels observations")
+
+
+def _npy_bytes(header: dict, data: bytes) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue() + data
+
+
+def _with_member(src, dst, name: str, payload: bytes, *, compress=zipfile.ZIP_STORED, drop=()):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compress) as zout:
+        for info in zin.infolist():
+            if info.filename != name and info.filename not in drop:
+                zout.writestr(info.filename, zin.read(info))
+        zout.writestr(name, payload)
+
+
+def test_a_header_declaring_a_huge_array_is_refused_before_reading(tmp_path, state_file, monkeypatch):
+    header = {"descr": "<f4", "fortran_order": False, "shape": (10**12, 6)}
+    bad = tmp_path / "huge.npz"
+    _with_member(state_file, bad, "frames.npy", _npy_bytes(header, bytes(4096)))
+    read = []
+    real_read = fmt._read_array
+    monkeypatch.setattr(
+        fmt, "_read_array", lambda zf, h, path, name: read.append(name) or real_read(zf, h, path, name)
+    )
+    _expect_error(bad, "'frames'", "(1000000000000, 6)", "truncated or corrupt")
+    assert read == ["meta_json"]  # no array data was read
+
+
+def test_arrays_that_do_not_fit_in_memory_are_refused(state_file, monkeypatch):
+    monkeypatch.setattr(fmt, "available_memory_bytes", lambda: 100)
+    msg = _expect_error(state_file, "need", "this machine has 100 bytes available")
+    assert "'frames'" in msg
+
+
+def test_unknown_members_are_refused_without_reading_them(tmp_path, state_file, monkeypatch):
+    bad = tmp_path / "extra.npz"
+    header = {"descr": "|u1", "fortran_order": False, "shape": (50 * 2**20,)}
+    _with_member(
+        state_file, bad, "extra.npy", _npy_bytes(header, bytes(50 * 2**20)), compress=zipfile.ZIP_DEFLATED
+    )
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self, name, *a, **k):
+        opened.append(name.filename if isinstance(name, zipfile.ZipInfo) else name)
+        return real_open(self, name, *a, **k)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    _expect_error(bad, "unknown array(s) ['extra']", "not read")
+    assert set(opened) == {"meta_json.npy"}
+
+
+def test_members_that_are_not_arrays_or_appear_twice_are_refused(tmp_path, state_file):
+    notes = tmp_path / "notes.npz"
+    _with_member(state_file, notes, "README.txt", b"hello")
+    _expect_error(notes, "'README.txt' is not an .npy array")
+    twice = tmp_path / "twice.npz"
+    with zipfile.ZipFile(state_file) as zin, zipfile.ZipFile(twice, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zout.writestr("jitter_j.npy", zin.read("jitter_j.npy"))
+    _expect_error(twice, "holds array 'jitter_j' twice")
+
+
+def test_damaged_headers_and_data_are_refused(tmp_path, state_file):
+    with zipfile.ZipFile(state_file) as z:
+        raw = z.read("episode_lengths.npy")
+    cut = tmp_path / "cut_header.npz"
+    _with_member(state_file, cut, "episode_lengths.npy", raw[:20])
+    _expect_error(cut, "'episode_lengths': corrupt .npy header")
+    short = tmp_path / "short_data.npz"
+    _with_member(state_file, short, "episode_lengths.npy", raw[:-8])
+    _expect_error(short, "'episode_lengths'", "holds", "truncated or corrupt")
+    # One flipped byte in the data of an uncompressed member: the zip CRC catches it.
+    data = bytearray(state_file.read_bytes())
+    with zipfile.ZipFile(state_file) as z:
+        info = z.getinfo("frames.npy")
+    data[info.header_offset + 30 + len("frames.npy") + 200] ^= 0xFF
+    flipped = tmp_path / "flipped.npz"
+    flipped.write_bytes(bytes(data))
+    _expect_error(flipped, "truncated or corrupt archive", "'frames'")
+
+
+def test_deeply_nested_or_huge_metadata_is_refused(tmp_path, state_file):
+    deep = tmp_path / "deep.npz"
+    _rewrite(
+        state_file, deep, replace={"meta_json": np.frombuffer(b"[" * 100_000 + b"]" * 100_000, np.uint8)}
+    )
+    _expect_error(deep, "unreadable metadata")
+    big = tmp_path / "big.npz"
+    _rewrite(state_file, big, replace={"meta_json": np.zeros(2 * 2**20, np.uint8)})
+    _expect_error(big, "unreadable metadata", "at most 1 MiB")

@@ -24,15 +24,25 @@ Paired data (``PAIRED_FORMAT``): N states rendered in both domains::
     state   (N, D) float32         the low-dimensional state that was rendered
 
 A reader accepts exactly its own ``format_version``; anything else (another format, another version,
-missing or inconsistent arrays, a truncated archive) raises :class:`DatasetError` naming the file.
+missing, unknown or inconsistent arrays, a truncated archive) raises :class:`DatasetError` naming the file.
+
+Loading reads every member's ``.npy`` header before any array data: dtypes, ranks and the per-row shape
+the task needs (``rlmu.tasks``: image tasks ``(H, W, 3)`` uint8, state tasks ``(D,)`` float32 with the
+task's D) are checked there, a header that promises more bytes than its member holds is refused, and so is
+a file whose arrays would not fit in the memory this process can still allocate. Unknown members are
+refused by name without reading them. After reading, the values are checked too: state frames must be
+finite and inside the task's observation bounds (the error names the row, episode and frame).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
+import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +50,8 @@ from typing import Any
 import numpy as np
 
 from rlmu.errors import DatasetError
-from rlmu.utils.io import atomic_open
+from rlmu.tasks import TaskSpec, get_task
+from rlmu.utils.io import atomic_open, available_memory_bytes
 
 VIDEO_FORMAT = "rlmu-observation-videos"
 PAIRED_FORMAT = "rlmu-paired-data"
@@ -50,6 +61,20 @@ FORMAT_VERSION = 1
 KINDS: tuple[str, ...] = ("original", "reverse", "jitter")
 META_ARRAY = "meta_json"
 _ZIP_MAGIC = b"PK\x03\x04"
+_MAX_META_BYTES = 1 << 20  # a metadata record is a few hundred bytes
+
+VIDEO_ARRAYS: tuple[str, ...] = (
+    "frames",
+    "episode_starts",
+    "episode_lengths",
+    "reached_goal",
+    "kind",
+    "source_index",
+    "jitter_j",
+    "jitter_start",
+    "reversed_mask",
+)
+PAIRED_ARRAYS: tuple[str, ...] = ("robot", "human", "state")
 
 # Metadata keys every file of each type must carry (written by ``make_meta`` / the savers).
 VIDEO_META_REQUIRED: tuple[str, ...] = (
@@ -271,27 +296,52 @@ def save_video_dataset(path: str | os.PathLike, ds: VideoDataset, *, compress: b
 
 
 def load_video_dataset(path: str | os.PathLike) -> VideoDataset:
-    """Read and validate an observation-video file; any problem raises :class:`DatasetError`."""
+    """Read and validate an observation-video file; any problem raises :class:`DatasetError`.
+
+    Headers, task shapes and memory are checked before any array data is read (module docstring).
+    """
     path = Path(path)
-    arrays, meta = _read_npz(path, VIDEO_FORMAT, VIDEO_META_REQUIRED)
-    names = (
-        "frames",
-        "episode_starts",
-        "episode_lengths",
-        "reached_goal",
-        "kind",
-        "source_index",
-        "jitter_j",
-        "jitter_start",
-        "reversed_mask",
-    )
-    _require_arrays(path, arrays, names)
-    ds = VideoDataset(**{k: arrays[k] for k in names}, meta=meta, path=path)
+    arrays, meta = _read_npz(path, VIDEO_FORMAT, VIDEO_META_REQUIRED, VIDEO_ARRAYS, _check_video_layout)
+    ds = VideoDataset(**{k: arrays[k] for k in VIDEO_ARRAYS}, meta=meta, path=path)
     _check_video(ds, str(path))
     return ds
 
 
-def _check_video(ds: VideoDataset, where: str) -> None:
+def _task_of(meta: dict[str, Any], fail) -> TaskSpec:
+    task = meta.get("task")
+    if not isinstance(task, str):
+        fail(f"metadata task must be a task name, got {task!r}")
+    try:
+        return get_task(task)
+    except ValueError as exc:
+        fail(f"metadata task: {exc}")
+    raise AssertionError  # unreachable: fail raises
+
+
+@functools.cache
+def task_state_space(task: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(D, low, high)`` of a state task's observations (float32 bounds from its gymnasium space)."""
+    import gymnasium as gym
+
+    import rlmu.envs  # noqa: F401  (registers the tasks)
+
+    spec = get_task(task)
+    env = gym.make(spec.env_id)
+    try:
+        space = env.observation_space
+        low = np.asarray(space.low, dtype=np.float32).reshape(-1)
+        high = np.asarray(space.high, dtype=np.float32).reshape(-1)
+        return int(np.prod(space.shape)), low, high
+    finally:
+        env.close()
+
+
+def _check_video_layout(arrays: dict[str, Any], meta: dict[str, Any], where: str) -> None:
+    """Dtypes, ranks and per-row shapes of a video file's arrays, against its task.
+
+    Reads only ``.shape`` and ``.dtype``, so it runs on the ``.npy`` headers before any data is read.
+    """
+
     def fail(problem: str) -> None:
         raise DatasetError(f"{where}: {problem}")
 
@@ -305,25 +355,46 @@ def _check_video(ds: VideoDataset, where: str) -> None:
         "reversed_mask": np.bool_,
     }
     for name, dtype in expect.items():
-        a = getattr(ds, name)
-        if a.dtype != dtype or a.ndim != 1:
-            fail(f"array {name!r} must be 1-D {np.dtype(dtype).name}, got {a.ndim}-D {a.dtype}")
-    if ds.kind.dtype.kind != "U" or ds.kind.ndim != 1:
-        fail(f"array 'kind' must be a 1-D unicode array, got {ds.kind.ndim}-D {ds.kind.dtype}")
-    meta = ds.meta
+        a = arrays[name]
+        if a.dtype != dtype or len(a.shape) != 1:
+            fail(f"array {name!r} must be 1-D {np.dtype(dtype).name}, got {len(a.shape)}-D {a.dtype}")
+    kind = arrays["kind"]
+    if kind.dtype.kind != "U" or len(kind.shape) != 1:
+        fail(f"array 'kind' must be a 1-D unicode array, got {len(kind.shape)}-D {kind.dtype}")
+    if kind.dtype.itemsize > 4 * 64:
+        fail(f"array 'kind' has dtype {kind.dtype}; episode kinds are at most 8 characters")
+    spec = _task_of(meta, fail)
     obs_kind = meta.get("obs_kind")
-    f = ds.frames
-    if obs_kind == "pixels":
-        if f.dtype != np.uint8 or f.ndim != 4 or f.shape[-1] != 3:
-            fail(f"pixel frames must be (N, H, W, 3) uint8, got {f.shape} {f.dtype}")
-        size = meta.get("image_size")
-        if size is not None and f.shape[1:3] != (size, size):
-            fail(f"frames are {f.shape[1]}x{f.shape[2]} but metadata says image_size {size}")
-    elif obs_kind == "state":
-        if f.dtype != np.float32 or f.ndim != 2:
-            fail(f"state frames must be (N, D) float32, got {f.shape} {f.dtype}")
-    else:
+    want = "pixels" if spec.pixels else "state"
+    if obs_kind not in ("pixels", "state"):
         fail(f"metadata obs_kind must be 'pixels' or 'state', got {obs_kind!r}")
+    if obs_kind != want:
+        fail(f"metadata obs_kind is {obs_kind!r}, but task {spec.name!r} has {want} observations")
+    f = arrays["frames"]
+    shape = tuple(int(n) for n in f.shape)
+    if spec.pixels:
+        if f.dtype != np.uint8 or len(shape) != 4 or shape[-1] != 3:
+            fail(f"pixel frames must be (N, H, W, 3) uint8, got {shape} {f.dtype}")
+        size = meta.get("image_size")
+        if size is not None and shape[1:3] != (size, size):
+            fail(f"frames are {shape[1]}x{shape[2]} but metadata says image_size {size}")
+        if shape[1] != shape[2]:
+            fail(f"frames are {shape[1]}x{shape[2]}; frames are square")
+    else:
+        dim = task_state_space(spec.name)[0]
+        if f.dtype != np.float32 or len(shape) != 2:
+            fail(f"state frames must be (N, D) float32, got {shape} {f.dtype}")
+        if shape[1] != dim:
+            fail(f"state frames are {shape[1]}-D, task {spec.name!r} has {dim}-D states (frames {shape})")
+
+
+def _check_video(ds: VideoDataset, where: str) -> None:
+    def fail(problem: str) -> None:
+        raise DatasetError(f"{where}: {problem}")
+
+    _check_video_layout(ds.arrays(), ds.meta, where)
+    meta = ds.meta
+    f = ds.frames
     e = len(ds.episode_lengths)
     for name in ("episode_starts", "reached_goal", "kind", "source_index", "jitter_j", "jitter_start"):
         if len(getattr(ds, name)) != e:
@@ -333,6 +404,9 @@ def _check_video(ds: VideoDataset, where: str) -> None:
     lengths = ds.episode_lengths
     if (lengths < 1).any():
         fail(f"episode_lengths must be >= 1, episode {int(np.argmax(lengths < 1))} has {int(lengths.min())}")
+    if (lengths >= len(f)).any():  # also keeps the sums below from overflowing
+        bad = int(np.argmax(lengths >= len(f)))
+        fail(f"episode {bad} has {int(lengths[bad])} transitions but frames has only {len(f)} rows")
     starts = np.zeros(e, dtype=np.int64)
     starts[1:] = np.cumsum(lengths + 1)[:-1]
     if not np.array_equal(starts, ds.episode_starts):
@@ -358,11 +432,56 @@ def _check_video(ds: VideoDataset, where: str) -> None:
     per_episode_mask = np.repeat(original, lengths)
     if ds.reversed_mask[per_episode_mask].any():
         fail("reversed_mask marks transitions of an original video, which has no reversed segment")
-    if meta.get("n_episodes") != e or meta.get("n_transitions") != n_trans:
+    jitter = ds.kind == "jitter"
+    if (ds.jitter_j[~jitter] != -1).any() or (ds.jitter_start[~jitter] != -1).any():
+        fail("jitter_j and jitter_start must be -1 for videos that are not jitter videos")
+    if (ds.jitter_j[jitter] < 1).any() or (ds.jitter_start[jitter] < 0).any():
+        fail("jitter videos need jitter_j >= 1 and jitter_start >= 0")
+    if type(meta.get("n_episodes")) is not int or type(meta.get("n_transitions")) is not int:
+        fail(
+            f"metadata n_episodes and n_transitions must be integers, got {meta.get('n_episodes')!r} "
+            f"and {meta.get('n_transitions')!r}"
+        )
+    if meta["n_episodes"] != e or meta["n_transitions"] != n_trans:
         fail(
             f"metadata counts (n_episodes={meta.get('n_episodes')}, n_transitions={meta.get('n_transitions')}) "
             f"do not match the arrays ({e} episodes, {n_trans} transitions)"
         )
+    if f.dtype == np.float32:
+        _check_state_values(f, _task_of(meta, fail).name, where, ds.episode_starts)
+
+
+def _check_state_values(
+    states: np.ndarray, task: str | None, where: str, episode_starts: np.ndarray | None, name: str = "frames"
+) -> None:
+    """State rows must be finite and, for a state task, inside its observation bounds.
+
+    The error names the array, row, column and value, and with ``episode_starts`` the episode and frame.
+    """
+    bad = ~np.isfinite(states)
+    bounds = None
+    if task is not None:
+        _, low, high = task_state_space(task)
+        bounds = (low, high)
+        with np.errstate(invalid="ignore"):
+            bad |= (states < low) | (states > high)
+    if not bad.any():
+        return
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    value = float(states[row, col])
+    at = f"array {name!r} row {row}"
+    if episode_starts is not None:
+        ep = int(np.searchsorted(episode_starts, row, side="right")) - 1
+        at += f" (episode {ep}, frame {row - int(episode_starts[ep])})"
+    n_bad = int(bad.any(axis=1).sum())
+    if not math.isfinite(value):
+        problem = f"{value} is not finite"
+    else:
+        problem = (
+            f"{value!r} is outside the task's observation range "
+            f"[{float(bounds[0][col])!r}, {float(bounds[1][col])!r}]"
+        )
+    raise DatasetError(f"{where}: {at}, column {col}: {problem} ({n_bad} bad row(s) in all)")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -410,8 +529,7 @@ def save_paired_dataset(path: str | os.PathLike, ds: PairedDataset, *, compress:
 def load_paired_dataset(path: str | os.PathLike) -> PairedDataset:
     """Read and validate a paired-data file; any problem raises :class:`DatasetError`."""
     path = Path(path)
-    arrays, meta = _read_npz(path, PAIRED_FORMAT, PAIRED_META_REQUIRED)
-    _require_arrays(path, arrays, ("robot", "human", "state"))
+    arrays, meta = _read_npz(path, PAIRED_FORMAT, PAIRED_META_REQUIRED, PAIRED_ARRAYS, _check_paired_layout)
     ds = PairedDataset(
         robot=arrays["robot"], human=arrays["human"], state=arrays["state"], meta=meta, path=path
     )
@@ -419,26 +537,41 @@ def load_paired_dataset(path: str | os.PathLike) -> PairedDataset:
     return ds
 
 
+def _check_paired_layout(arrays: dict[str, Any], meta: dict[str, Any], where: str) -> None:
+    """Dtypes and shapes of a paired file's arrays (``.shape``/``.dtype`` only: runs on the headers)."""
+
+    def fail(problem: str) -> None:
+        raise DatasetError(f"{where}: {problem}")
+
+    spec = _task_of(meta, fail)
+    if not spec.pixels:
+        fail(f"paired data is for image tasks; task {spec.name!r} has state observations")
+    robot, human, state = arrays["robot"], arrays["human"], arrays["state"]
+    for name, a in (("robot", robot), ("human", human)):
+        if a.dtype != np.uint8 or len(a.shape) != 4 or a.shape[-1] != 3:
+            fail(f"array {name!r} must be (N, H, W, 3) uint8, got {tuple(a.shape)} {a.dtype}")
+    if tuple(robot.shape) != tuple(human.shape):
+        fail(f"'robot' {tuple(robot.shape)} and 'human' {tuple(human.shape)} shapes differ")
+    n = robot.shape[0]
+    if n == 0:
+        fail("no pairs")
+    if state.dtype != np.float32 or len(state.shape) != 2 or state.shape[0] != n:
+        fail(f"array 'state' must be ({n}, D) float32, got {tuple(state.shape)} {state.dtype}")
+    size = meta.get("image_size")
+    if tuple(robot.shape[1:3]) != (size, size):
+        fail(f"images are {robot.shape[1]}x{robot.shape[2]} but metadata says image_size {size}")
+
+
 def _check_paired(ds: PairedDataset, where: str) -> None:
     def fail(problem: str) -> None:
         raise DatasetError(f"{where}: {problem}")
 
-    for name in ("robot", "human"):
-        a = getattr(ds, name)
-        if a.dtype != np.uint8 or a.ndim != 4 or a.shape[-1] != 3:
-            fail(f"array {name!r} must be (N, H, W, 3) uint8, got {a.shape} {a.dtype}")
-    if ds.robot.shape != ds.human.shape:
-        fail(f"'robot' {ds.robot.shape} and 'human' {ds.human.shape} shapes differ")
+    _check_paired_layout(ds.arrays(), ds.meta, where)
     n = len(ds.robot)
-    if n == 0:
-        fail("no pairs")
-    if ds.state.dtype != np.float32 or ds.state.ndim != 2 or len(ds.state) != n:
-        fail(f"array 'state' must be ({n}, D) float32, got {ds.state.shape} {ds.state.dtype}")
-    size = ds.meta.get("image_size")
-    if ds.robot.shape[1:3] != (size, size):
-        fail(f"images are {ds.robot.shape[1]}x{ds.robot.shape[2]} but metadata says image_size {size}")
-    if ds.meta.get("n_pairs") != n:
-        fail(f"metadata n_pairs={ds.meta.get('n_pairs')} but the arrays hold {n} pairs")
+    if ds.meta.get("n_pairs") != n or type(ds.meta.get("n_pairs")) is not int:
+        fail(f"metadata n_pairs={ds.meta.get('n_pairs')!r} but the arrays hold {n} pairs")
+    # The low-dimensional state is recorded, not trained on: finite is all that is asked of it.
+    _check_state_values(ds.state, None, where, None, name="state")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -460,73 +593,203 @@ def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dic
     return path
 
 
-def _read_npz(path: Path, format_name: str, required_meta: tuple[str, ...]):
-    """Read every array of the archive at ``path`` and check its metadata header.
+@dataclass(frozen=True)
+class _Header:
+    """What a member's ``.npy`` header declares; ``shape`` and ``dtype`` stand in for the array."""
 
-    Returns ``(arrays, meta)``. Raises :class:`DatasetError` for a missing, foreign, truncated or
-    wrong-version file.
-    """
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int
 
-    def fail(problem: str) -> DatasetError:
-        return DatasetError(f"{path}: {problem}")
 
+def _fail(path: Path, problem: str) -> DatasetError:
+    return DatasetError(f"{path}: {problem}")
+
+
+def _open_archive(path: Path, format_name: str) -> zipfile.ZipFile:
     if not path.exists():
-        raise fail("no such file")
+        raise _fail(path, "no such file")
     if not path.is_file():
-        raise fail("not a regular file")
+        raise _fail(path, "not a regular file")
     try:
         with open(path, "rb") as fh:
             magic = fh.read(4)
     except OSError as exc:
-        raise fail(f"cannot read ({exc.strerror or exc})") from exc
+        raise _fail(path, f"cannot read ({exc.strerror or exc})") from None
     if magic != _ZIP_MAGIC:
-        raise fail(f"not an rlmu {format_name} file (not an .npz/zip archive)")
-    arrays: dict[str, np.ndarray] = {}
+        raise _fail(path, f"not an rlmu {format_name} file (not an .npz/zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            for name in z.files:
-                arrays[name] = z[name]
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
-        raise fail(f"truncated or corrupt archive ({exc})") from exc
-    except ValueError as exc:
-        # numpy's messages for short array data ("cannot reshape ...") and for object arrays.
-        raise fail(f"corrupt or unsupported array data ({exc})") from exc
-    except (OSError, RuntimeError) as exc:
-        raise fail(f"cannot read archive ({exc})") from exc
-    if META_ARRAY not in arrays:
-        raise fail(f"not an rlmu dataset (no {META_ARRAY!r} array; arrays: {sorted(arrays)})")
-    raw = arrays.pop(META_ARRAY)
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        raise _fail(path, f"truncated or corrupt archive ({exc})") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot read archive ({exc.strerror or exc})") from None
+
+
+def _members(zf: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
+    """Array name -> zip entry; every member must be a uniquely named ``NAME.npy``."""
+    out: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        name = info.filename
+        if not name.endswith(".npy") or info.is_dir():
+            raise _fail(path, f"archive member {name!r} is not an .npy array (not read)")
+        key = name[: -len(".npy")]
+        if key in out:
+            raise _fail(path, f"archive holds array {key!r} twice")
+        out[key] = info
+    return out
+
+
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+)
+
+
+def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, name: str) -> _Header:
     try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"{META_ARRAY!r} must be 1-D uint8, got {raw.ndim}-D {raw.dtype}")
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version} is not one numpy's savez writes")
+            data_offset = f.tell()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise _fail(path, f"truncated or corrupt archive (array {name!r}: {_one_line(exc)})") from None
+    except _READ_ERRORS as exc:
+        raise _fail(path, f"array {name!r}: corrupt .npy header ({_one_line(exc)})") from None
+    if dtype.hasobject:
+        raise _fail(
+            path, f"array {name!r} holds pickled Python objects (dtype {dtype}); rlmu never unpickles"
+        )
+    nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+    held = info.file_size - data_offset
+    if nbytes != held:
+        raise _fail(
+            path,
+            f"array {name!r}: its header declares shape {tuple(shape)} {dtype} ({_size(nbytes)}), the "
+            f"archive member holds {_size(max(held, 0))} of data (truncated or corrupt)",
+        )
+    return _Header(info, tuple(int(n) for n in shape), dtype, nbytes)
+
+
+def _read_array(zf: zipfile.ZipFile, header: _Header, path: Path, name: str) -> np.ndarray:
+    try:
+        with zf.open(header.info) as f:
+            arr = np.lib.format.read_array(f, allow_pickle=False)
+            if f.read(1):  # reading to the end also makes zipfile check the CRC
+                raise ValueError("data after the array")
+    except _READ_ERRORS as exc:
+        raise _fail(path, f"truncated or corrupt archive (array {name!r}: {_one_line(exc)})") from None
+    return arr
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _size(n: int) -> str:
+    if n < 2**20:
+        return f"{n} bytes"
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
+
+
+def _read_meta(
+    zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], path: Path, format_name: str
+) -> dict:
+    if META_ARRAY not in members:
+        raise _fail(path, f"not an rlmu dataset (no {META_ARRAY!r} array; arrays: {sorted(members)})")
+    header = _read_header(zf, members[META_ARRAY], path, META_ARRAY)
+    if header.dtype != np.uint8 or len(header.shape) != 1:
+        raise _fail(
+            path,
+            f"unreadable metadata ({META_ARRAY!r} must be 1-D uint8, got {len(header.shape)}-D {header.dtype})",
+        )
+    if header.nbytes > _MAX_META_BYTES:
+        raise _fail(path, f"unreadable metadata ({_size(header.nbytes)}; a metadata record is at most 1 MiB)")
+    raw = _read_array(zf, header, path, META_ARRAY)
+    try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
         if not isinstance(meta, dict):
             raise ValueError("metadata is not a JSON object")
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise fail(f"unreadable metadata ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else _one_line(exc)
+        raise _fail(path, f"unreadable metadata ({reason})") from None
+    return meta
+
+
+def _check_format(path: Path, meta: dict, format_name: str, required_meta: tuple[str, ...]) -> None:
     found = meta.get("format")
     if found != format_name:
-        raise fail(f"wrong file type: format {found!r}, expected {format_name!r}")
+        raise _fail(path, f"wrong file type: format {found!r}, expected {format_name!r}")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         hint = (
             "written by a newer rlmu; upgrade rlmu"
-            if isinstance(version, int) and version > FORMAT_VERSION
+            if type(version) is int and version > FORMAT_VERSION
             else "regenerate it with this rlmu version"
         )
-        raise fail(
-            f"format version {version!r} is not supported (this rlmu reads version {FORMAT_VERSION}; {hint})"
+        raise _fail(
+            path,
+            f"format version {version!r} is not supported (this rlmu reads version {FORMAT_VERSION}; {hint})",
         )
     missing = [k for k in required_meta if k not in meta]
     if missing:
-        raise fail(f"metadata lacks required key(s) {missing}")
+        raise _fail(path, f"metadata lacks required key(s) {missing}")
+
+
+class _Proxy:
+    """Shape and dtype of an array not read yet (what the layout checks look at)."""
+
+    def __init__(self, header: _Header):
+        self.shape, self.dtype = header.shape, header.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+
+def _read_npz(path: Path, format_name: str, required_meta: tuple[str, ...], names: tuple[str, ...], layout):
+    """Read the arrays ``names`` of the archive at ``path`` after checking everything that can be checked
+    without reading array data: metadata, member names, headers, ``layout(headers, meta, where)`` and
+    the memory the arrays need. Returns ``(arrays, meta)``; any problem raises :class:`DatasetError`.
+    """
+    with _open_archive(path, format_name) as zf:
+        members = _members(zf, path)
+        meta = _read_meta(zf, members, path, format_name)
+        _check_format(path, meta, format_name, required_meta)
+        unknown = sorted(set(members) - set(names) - {META_ARRAY})
+        if unknown:
+            raise _fail(
+                path,
+                f"unknown array(s) {unknown} (not read); a version-{FORMAT_VERSION} {format_name} file holds "
+                f"{', '.join(names)} and {META_ARRAY}",
+            )
+        missing = [n for n in names if n not in members]
+        if missing:
+            raise _fail(path, f"missing array(s) {missing}")
+        headers = {n: _read_header(zf, members[n], path, n) for n in names}
+        layout({n: _Proxy(h) for n, h in headers.items()}, meta, str(path))
+        need = sum(h.nbytes for h in headers.values())
+        free = available_memory_bytes()
+        if free is not None and need > free:
+            biggest = max(headers, key=lambda n: headers[n].nbytes)
+            raise _fail(
+                path,
+                f"its arrays need {_size(need)} of memory ({biggest!r} {headers[biggest].shape}: "
+                f"{_size(headers[biggest].nbytes)}), this machine has {_size(free)} available",
+            )
+        arrays = {n: _read_array(zf, headers[n], path, n) for n in names}
     return arrays, meta
-
-
-def _require_arrays(path: Path, arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> None:
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise DatasetError(f"{path}: missing array(s) {missing}")
 
 
 def load_dataset(path: str | os.PathLike) -> VideoDataset | PairedDataset:
@@ -544,18 +807,6 @@ def load_dataset(path: str | os.PathLike) -> VideoDataset | PairedDataset:
 
 def _peek_format(path: Path) -> Any:
     """The ``format`` key of the file's metadata, reading only the small ``meta_json`` member."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: {'no such file' if not path.exists() else 'not a regular file'}")
-    with open(path, "rb") as fh:
-        if fh.read(4) != _ZIP_MAGIC:
-            raise DatasetError(f"{path}: not an rlmu dataset (not an .npz/zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if META_ARRAY not in z.files:
-                raise DatasetError(f"{path}: not an rlmu dataset (no {META_ARRAY!r} array)")
-            meta = json.loads(z[META_ARRAY].tobytes().decode("utf-8"))
-    except DatasetError:
-        raise
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, RuntimeError) as exc:
-        raise DatasetError(f"{path}: truncated or corrupt archive ({exc})") from exc
-    return meta.get("format") if isinstance(meta, dict) else None
+    with _open_archive(path, "dataset") as zf:
+        meta = _read_meta(zf, _members(zf, path), path, "dataset")
+    return meta.get("format")

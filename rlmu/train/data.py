@@ -1,7 +1,8 @@
 """Building the observation buffer of a run from its dataset files (observation videos, VDG, paired data).
 
-Every problem with a file (missing, foreign format, another task, another image size) raises
-``rlmu.cli.UserError`` naming the file, before any training work starts.
+Every problem with a file (missing, foreign format, another task, another image size, values or shapes
+that do not fit the task: ``rlmu.data.format``) raises ``rlmu.errors.UserError`` naming the file and the
+config key, before any training work starts and before the run directory is touched.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 
 from rlmu.errors import UserError
 from rlmu.seeding import SEED_TAG_OBS_SAMPLER, SEED_TAG_VDG, child_seed
-from rlmu.tasks import TaskSpec
+from rlmu.tasks import TaskSpec, get_task
 from rlmu.train.replay import ObservationBuffer
 
 
@@ -21,7 +22,7 @@ def _load_videos(path: str, spec: TaskSpec, image_size: int, what: str):
         ds = load_video_dataset(path)
     except DatasetError as exc:
         raise UserError(f"{what}: {exc}") from None
-    if ds.meta.get("task") != spec.name:
+    if get_task(ds.meta["task"]).name != spec.name:  # the loader checked that the task exists
         raise UserError(
             f"{what}: {path}: dataset is for task {ds.meta.get('task')!r}, this run is {spec.name!r}"
         )
@@ -104,7 +105,7 @@ def build_observation_buffer(cfg, spec: TaskSpec) -> ObservationBuffer:
             paired = load_paired_dataset(d.paired)
         except DatasetError as exc:
             raise UserError(f"data.paired: {exc}") from None
-        if paired.meta.get("task") != spec.name:
+        if get_task(paired.meta["task"]).name != spec.name:
             raise UserError(
                 f"data.paired: {d.paired}: paired data for task {paired.meta.get('task')!r}, run is {spec.name!r}"
             )
