@@ -203,6 +203,16 @@ class Agent:
             "loss_mem": mem.loss_scale,
         }
         self.optimizers = self._build_optimizers()
+        # Parameters of one member's own module (pixel encoder, MEM) -> that member. Every other parameter
+        # is stacked with the pack axis first (the critic's holds the Q1s, then the Q2s: row i is member
+        # i % K).
+        self._member_of = {
+            p: k
+            for net in (self.encoder, self.motion_extractor)
+            if net is not None and net.members is not None
+            for k, member in enumerate(net.members)
+            for p in member.parameters()
+        }
 
     # ----------------------------------------------------------------------------------------- structure
     def _member_networks(self, seed: int) -> dict:
@@ -499,7 +509,9 @@ class Agent:
             params = [p for g in self.loss_groups[name] for p in self.group_params(g)]
             total = self.loss_scales[name] * torch.where(mask, loss, 0.0).sum()
             g = torch.autograd.grad(total, params, retain_graph=True, allow_unused=True)
-            grads[name] = {p: gp for p, gp in zip(params, g, strict=True) if gp is not None}
+            grads[name] = self._drop_inactive(
+                {p: gp for p, gp in zip(params, g, strict=True) if gp is not None}
+            )
         if self.cfg.rlv.per_loss_optimizers:
             for name, pairs in grads.items():
                 self._adam_step(self.optimizers[name], pairs)
@@ -511,6 +523,23 @@ class Agent:
             for name, opt in self.optimizers.items():
                 if name.startswith("group_"):
                     self._adam_step(opt, summed)
+
+    def _drop_inactive(self, grads: dict[torch.Tensor, torch.Tensor]) -> dict[torch.Tensor, torch.Tensor]:
+        """The gradients with the slices of members out of the pack set to zero. Masking a member's loss is
+        not enough: its gradient is then 0 times the member's partial derivatives, NaN where those are not
+        finite."""
+        if self.active.all():
+            return grads
+        active = torch.as_tensor(self.active, device=self.device)
+        out = {}
+        for p, g in grads.items():
+            k = self._member_of.get(p)
+            if k is not None:
+                out[p] = g if self.active[k] else torch.zeros_like(g)
+            else:
+                keep = active.repeat(g.shape[0] // self.n_members).view(-1, *([1] * (g.dim() - 1)))
+                out[p] = torch.where(keep, g, 0.0)
+        return out
 
     @staticmethod
     def _adam_step(opt: torch.optim.Optimizer, grads: Mapping[torch.Tensor, torch.Tensor]) -> None:
@@ -564,7 +593,7 @@ class Agent:
             opt = self.optimizers["mem_pretrain"]
             params = [p for group in opt.param_groups for p in group["params"]]
             grads = torch.autograd.grad(torch.where(mask, losses["loss_mem"], 0.0).sum(), params)
-            self._adam_step(opt, dict(zip(params, grads, strict=True)))
+            self._adam_step(opt, self._drop_inactive(dict(zip(params, grads, strict=True))))
         self.mem_pretrain_step += 1
         return UpdateResult(values, diverged)
 
