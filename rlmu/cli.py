@@ -2,6 +2,9 @@
 
 Each module listed in ``SUBCOMMAND_MODULES`` exposes ``add_subcommands(subparsers)``, which adds its
 parsers and sets ``func`` (called with the parsed namespace; returns an exit code).
+
+Bad input (``UserError``, ``DatasetError``, ``CheckpointError`` from ``rlmu.errors``) that reaches
+``main`` is printed as one ``rlmu: error: ...`` line, without a traceback, and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -10,7 +13,11 @@ import argparse
 import importlib
 import sys
 
-from rlmu.errors import UserError
+from rlmu.errors import CheckpointError, DatasetError, UserError
+
+# Errors about the user's input: one line and exit status 2, never a traceback.
+INPUT_ERRORS: tuple[type[Exception], ...] = (UserError, DatasetError, CheckpointError)
+INPUT_ERROR_EXIT_CODE = 2
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "rlmu.envs.cli",  # rlmu render
@@ -48,9 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"rlmu: error: {exc}", file=sys.stderr)
-        return 2
+    except INPUT_ERRORS as exc:
+        print(f"rlmu: error: {one_line(str(exc))}", file=sys.stderr)
+        return INPUT_ERROR_EXIT_CODE
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its lines joined with single spaces (a path or value may hold a newline)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip()) or "(no message)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,12 +2,24 @@
 
 Resolution order (later wins): field defaults < variant preset (``rlmu.train.variants``) < config file
 < ``key=value`` overrides. Every problem is reported before any work starts, as one line naming the
-field (``rlmu.cli.UserError``).
+field or the file (``rlmu.errors.UserError``).
+
+Two levels of checks:
+
+- :func:`resolve_config` (and :func:`load_config`, which reads a file and overrides first) validates the
+  config itself, wherever it is run: the pydantic models, plus every number of the resolved config (no
+  integer outside int64, no NaN or infinite float, ``epochs x steps_per_epoch`` inside int64). A study's
+  DAG can be checked with it on a machine other than the one that trains.
+- :func:`check_machine` checks a config against the machine that is about to run it: the device exists
+  in this torch, and the memory the run will allocate up front (replay buffer, networks and their Adam
+  state, one update's batch) fits in what this process can still allocate (``/proc/meminfo`` or the
+  cgroup limit; GPU memory for a CUDA device). ``rlmu train`` calls it before any work.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -161,7 +173,11 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            raise UserError(f"override {key}: cannot parse value {raw!r}: {exc}") from None
+            raise UserError(f"override {key}: cannot parse value {raw!r}: {_yaml_problem(exc)}") from None
+        except RecursionError:
+            raise UserError(f"override {key}: value nested too deeply") from None
+        if _depth_problem(value) is not None:
+            raise UserError(f"override {key}: value nested more than {MAX_CONFIG_DEPTH} levels deep")
         value = _yaml11_float(value)
         _set_dotted(out, key.split("."), value, item)
     return out
@@ -198,20 +214,73 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a run config is a few hundred bytes
+MAX_CONFIG_DEPTH = 32  # nesting of mappings and lists; the deepest real key has 3 levels
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: ``line L, column C: problem`` (PyYAML's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    problem = " ".join(str(problem).split())
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return problem
+
+
+def _depth_problem(data: Any, limit: int = MAX_CONFIG_DEPTH) -> str | None:
+    """The dotted path where ``data`` nests deeper than ``limit`` (iterative: no recursion), else None."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    while stack:
+        node, depth, where = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth >= limit:
+            return where or "(top level)"
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in items:
+            stack.append((v, depth + 1, f"{where}.{k}" if where else str(k)))
+    return None
+
+
 def read_yaml_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in a YAML config file; any problem (unreadable, too big, not UTF-8 text, binary, a YAML
+    error, nested too deeply, not a mapping) raises :class:`UserError` naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes; a run config is text")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"config file {path} is UTF-16 text; save it as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    if "\x00" in text:
+        raise UserError(
+            f"config file {path} is binary (NUL byte at offset {text.index(chr(0))}), not YAML text"
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {exc}") from None
+        raise UserError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise UserError(f"config file {path}: YAML nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+    where = _depth_problem(data)
+    if where is not None:
+        raise UserError(f"config file {path}: {where}: nested more than {MAX_CONFIG_DEPTH} levels deep")
     return data
 
 
@@ -226,28 +295,218 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
         elif err["type"] == "missing":
             msg = "required field is missing"
         elif "input" in err and not isinstance(err["input"], dict | list):
-            msg = f"{msg} (got {err['input']!r})"
-        lines.append(f"{source}: {loc}: {msg}")
+            got = repr(err["input"])
+            msg = f"{msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
+        lines.append(f"{source}: {loc}: {' '.join(msg.split())}")
+    if len(lines) > 10:
+        lines = [*lines[:10], f"{source}: ... and {len(lines) - 10} more problems"]
     return "; ".join(lines)
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _number_problems(tree: Any, prefix: str = "") -> list[str]:
+    """``field: problem`` for every integer outside int64 and every NaN or infinite float in ``tree``."""
+    out: list[str] = []
+    stack: list[tuple[str, Any]] = [(prefix, tree)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(f"{key}.{k}" if key else str(k), v) for k, v in value.items()]
+        elif isinstance(value, list | tuple):
+            stack += [(f"{key}.{i}", v) for i, v in enumerate(value)]
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            shown = (
+                str(value) if len(str(value)) <= 30 else f"{str(value)[:12]}... ({len(str(value))} digits)"
+            )
+            out.append(f"{key}: integer {shown} does not fit in 64 bits (at most {INT64_MAX})")
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append(f"{key}: must be a finite number (got {value})")
+    return sorted(out)
+
+
 def resolve_config(user: dict[str, Any]) -> TrainConfig:
-    """Validate a user mapping (file merged with overrides) after putting the variant preset under it."""
+    """Validate a user mapping (file merged with overrides) after putting the variant preset under it.
+
+    Beyond the models' own rules, every number of the result must be usable by numpy and torch: no
+    integer outside int64, no NaN or infinite float, ``epochs x steps_per_epoch`` inside int64. Problems
+    raise :class:`UserError` as ``config: field: problem; ...`` (one line). Machine-independent: see
+    :func:`check_machine` for the device and memory.
+    """
+    where = _depth_problem(user)
+    if where is not None:
+        raise UserError(f"config: {where}: nested more than {MAX_CONFIG_DEPTH} levels deep")
     variant = user.get("variant")
     merged = user
     if isinstance(variant, str) and variant in VARIANTS:
         merged = deep_merge(variant_overrides(variant), user)
     try:
-        return TrainConfig.model_validate(merged)
+        cfg = TrainConfig.model_validate(merged)
     except ValidationError as exc:
         raise UserError(format_validation_error(exc)) from None
+    problems = _number_problems(cfg.model_dump())
+    if not problems and cfg.total_steps > INT64_MAX:
+        problems = [f"epochs x steps_per_epoch: {cfg.epochs} x {cfg.steps_per_epoch} does not fit in 64 bits"]
+    if problems:
+        raise UserError("; ".join(f"config: {p}" for p in problems[:10]))
+    return cfg
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read ``path`` (optional), apply ``key=value`` overrides and the variant preset, validate."""
+    """Read ``path`` (optional), apply ``key=value`` overrides and the variant preset, validate
+    (:func:`resolve_config`; the machine is not consulted: :func:`check_machine`)."""
     user = read_yaml_file(path) if path is not None else {}
     user = deep_merge(user, parse_overrides(overrides or []))
     return resolve_config(user)
+
+
+# ----------------------------------------------------------------------------------------------------
+# This machine: device and memory
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`UserError` naming ``device`` when this torch has no such device."""
+    import torch
+
+    if device in ("auto", "cpu"):
+        return
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = (
+                "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            )
+            raise UserError(
+                f"config: device: {device!r} is not available here ({why}); use device=auto or cpu"
+            )
+        index = int(device.partition(":")[2] or 0)
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise UserError(
+                f"config: device: {device!r} does not exist; this machine has {count} CUDA device(s)"
+            )
+        return
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError("config: device: 'mps' is not available here (no Apple GPU in this torch)")
+        return
+    raise UserError(f"config: device: unknown device {device!r}")
+
+
+def _mlp_params(widths: list[int]) -> int:
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=False))
+
+
+def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
+    """Bytes a run allocates up front, by the config field that sets each part (a lower estimate).
+
+    ``replay_size`` (or ``epochs x steps_per_epoch`` when the run length caps it): the interaction
+    replay buffer (frames once, plus index, action, reward, flags per transition). ``agent.sac.hidden``
+    and the other widths: parameters of the actor, twin critics, target critics and the other networks,
+    with gradients and two Adam moments (16 bytes per parameter). ``agent.sac.batch_size`` (and the
+    observation and MEM batches): one update's inputs and activations in float32. ``epochs``: the
+    progress rows kept in memory and in each checkpoint.
+    """
+    from rlmu.data.format import task_state_space
+
+    spec = get_task(cfg.task)
+    a = cfg.agent
+    action_dim = 3  # the largest action of the tasks (drawer)
+    if spec.pixels:
+        size = cfg.image_size
+        frame_bytes, obs_floats = 3 * size * size, 3 * size * size
+        side, channels = size, 3
+        conv_params, conv_act = 0, 0
+        for c in a.encoder.channels:
+            conv_params += a.encoder.kernel**2 * channels * c + c
+            conv_act += c * side * side
+            side, channels = max(side // a.encoder.pool, 1), c
+        features = channels * side * side
+        frame_slots_per_transition = 1 + 1 / spec.episode_steps
+    else:
+        dim = task_state_space(spec.name)[0]
+        frame_bytes, obs_floats, features, conv_params, conv_act = 4 * dim, dim, dim, 0, 0
+        frame_slots_per_transition = 2
+    cap = cfg.replay_capacity
+    replay = int(cap * (frame_bytes * frame_slots_per_transition + 32 + 4 * action_dim))
+
+    hidden = list(a.sac.hidden)
+    params = {
+        "agent.sac.hidden": _mlp_params([features, *hidden, 2 * action_dim])
+        + 4 * _mlp_params([features + action_dim, *hidden, 1]),
+        "agent.encoder.channels": 2 * conv_params,  # the encoder and its target copy
+    }
+    # One update's float32 inputs and activations per sample: the frames, the encoder's feature maps and
+    # the MLP layers (forward and backward); the batch size times the widths is what can be too big.
+    per_sample = 4 * (2 * obs_floats + 2 * conv_act + 2 * features + 8 * max(hidden))
+    batches = {"agent.sac.batch_size x agent.sac.hidden": a.sac.batch_size * per_sample}
+    if a.rlv.enabled:
+        params["agent.rlv.inverse_hidden"] = _mlp_params([2 * features, *a.rlv.inverse_hidden, action_dim])
+        params["agent.rlv.discriminator_hidden"] = _mlp_params([features, *a.rlv.discriminator_hidden, 1])
+        batches["agent.rlv.obs_batch_size x agent.sac.hidden"] = a.rlv.obs_batch_size * per_sample
+    if a.mem.enabled:
+        h = a.mem.lstm_hidden
+        params["agent.mem.lstm_hidden"] = 4 * h * (features + h + 2) * a.mem.lstm_layers + h * a.mem.n_classes
+        batches["agent.mem.batch_size x agent.mem.subseq_len"] = (
+            a.mem.batch_size * a.mem.subseq_len * 4 * (obs_floats + 2 * conv_act + features + 8 * h)
+        )
+    if cfg.virl.enabled:
+        e, h = cfg.virl.frame_embedding, cfg.virl.rnn_hidden
+        params["virl.rnn_hidden"] = 4 * h * (e + h + 2) + features * e
+    out = {k: 16 * v for k, v in params.items()}
+    out.update(batches)
+    out["replay_size" if cfg.replay_size <= cfg.total_steps else "epochs x steps_per_epoch"] = replay
+    out["epochs"] = cfg.epochs * 2 * 400  # one CSV row of text, in memory and in the checkpoint
+    return out
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n < 2**40 * 1000 else f"{n / 2**40:.3g} TiB"
+
+
+def _blame(need: dict[str, int]) -> str:
+    return max(need.items(), key=lambda kv: kv[1])[0]
+
+
+def _parts(need: dict[str, int]) -> str:
+    """The parts that make up at least a tenth of the total, largest first."""
+    total = sum(need.values())
+    big = sorted((kv for kv in need.items() if kv[1] >= total / 10), key=lambda kv: -kv[1])
+    return ", ".join(f"{k}: {_gib(v)}" for k, v in big)
+
+
+def check_machine(cfg: TrainConfig, *, available: int | None = None) -> None:
+    """Check ``cfg`` against this machine before any work: the device exists (:func:`check_device`) and
+    :func:`memory_estimate` fits in the memory this process can still allocate (``available`` bytes, by
+    default ``rlmu.utils.io.available_memory_bytes()``; on a CUDA device the networks and batches are also
+    checked against the GPU's free memory). Raises :class:`UserError` naming the field that needs most.
+    """
+    from rlmu.utils.io import available_memory_bytes
+
+    check_device(cfg.device)
+    need = memory_estimate(cfg)
+    total = sum(need.values())
+    free = available_memory_bytes() if available is None else available
+    if free is not None and total > free:
+        raise UserError(
+            f"config: {_blame(need)}: the run needs about {_gib(total)} of memory up front "
+            f"({_parts(need)}), this machine has {_gib(free)} available"
+        )
+    if cfg.device.startswith("cuda"):
+        import torch
+
+        index = int(cfg.device.partition(":")[2] or 0)
+        gpu_free, _ = torch.cuda.mem_get_info(index)
+        on_gpu = {
+            k: v for k, v in need.items() if k not in ("epochs", "replay_size", "epochs x steps_per_epoch")
+        }
+        if sum(on_gpu.values()) > gpu_free:
+            raise UserError(
+                f"config: {_blame(on_gpu)}: networks and batches need about {_gib(sum(on_gpu.values()))} of "
+                f"GPU memory ({_parts(on_gpu)}), {cfg.device} has {_gib(gpu_free)} free"
+            )
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
