@@ -70,4 +70,5 @@ RUN_RECORD_KEYS: tuple[str, ...] = (
     "versions",
     "hostname",
     "error",  # message for failed/diverged runs, else null
+    "pack",  # the seeds trained together with this one in one process (a seed pack), ascending
 )

@@ -16,6 +16,7 @@ SEED_TAG_VDG = 3  # the Video Data Generator's draws
 SEED_TAG_OBS_SAMPLER = 4  # the observation buffer's sampler
 SEED_TAG_REPLAY = 5  # the interaction replay's sampler
 SEED_TAG_VIRL_PAIRS = 6  # the VIRL distance model's pair generator
+SEED_TAG_VIRL_INIT = 7  # the VIRL distance model's initial weights
 
 
 def child_seed(*entropy: int) -> int:

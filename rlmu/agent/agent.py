@@ -64,6 +64,7 @@ random streams.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -156,9 +157,7 @@ class Agent:
         self.is_pixel = self.encoder.is_pixel
         self.actor = Actor([m["actor"] for m in members], sac.log_std_min, sac.log_std_max)
         self.critic = Critic([m["q1"] for m in members], [m["q2"] for m in members])
-        self.critic_target = Critic([m["q1"] for m in members], [m["q2"] for m in members])
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.inverse_model = (
             InverseModel([m["inverse_model"] for m in members], rlv.inverse_output_tanh)
             if rlv.enabled
@@ -174,10 +173,10 @@ class Agent:
         )
         for net in self.networks.values():
             net.to(self.device)
-        # One temperature per member, (K, 1): it broadcasts against (K, B) per-sample values.
-        self.log_alpha = torch.full(
-            (self.n_members, 1), sac.init_log_alpha, device=self.device, requires_grad=True
-        )
+        # One temperature per member, each its own leaf tensor (see ``networks.PackLinear``).
+        self.log_alphas = [
+            torch.tensor(sac.init_log_alpha, device=self.device, requires_grad=True) for _ in self.seeds
+        ]
         self.target_entropy = (
             float(sac.target_entropy) if sac.target_entropy is not None else -float(action_dim)
         )
@@ -257,7 +256,7 @@ class Agent:
     def group_params(self, group: str) -> list[torch.Tensor]:
         """The parameters of one group (a network name, or ``log_alpha``)."""
         if group == "log_alpha":
-            return [self.log_alpha]
+            return list(self.log_alphas)
         net = self.networks.get(group)
         return list(net.parameters()) if net is not None else []
 
@@ -309,6 +308,11 @@ class Agent:
             params = [*self.group_params("encoder"), *self.group_params("motion_extractor")]
             opts["mem_pretrain"] = self._adam(params, mem.lr)
         return opts
+
+    @property
+    def log_alpha(self) -> torch.Tensor:
+        """The members' log temperatures as one (K, 1) tensor (with gradient to each member's own)."""
+        return torch.stack(self.log_alphas).unsqueeze(1)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -634,7 +638,8 @@ class Agent:
         for name, opt in opts.items():
             opt.load_state_dict(state["optimizers"][name])
         with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
+            for log_alpha, value in zip(self.log_alphas, state["log_alpha"], strict=True):
+                log_alpha.copy_(value.squeeze())
         for g, s in zip(self.rngs, state["rngs"], strict=True):
             g.set_state(s.cpu())  # generator states are CPU byte tensors on every device
         self.active = np.asarray(state.get("active", [True] * self.n_members), dtype=bool)

@@ -1,11 +1,11 @@
 """Networks, named as in the papers: ``Encoder`` (f_enc), ``Actor``, ``Critic``, ``InverseModel`` (f_inv),
 ``Discriminator`` and ``MotionExtractor`` (f_mem), each for a *pack* of K seeds trained together.
 
-A pack network holds the K members' networks side by side: every tensor has a leading pack axis
+A pack network holds the K members' networks side by side: every activation has a leading pack axis
 (``(K, B, ...)`` in, ``(K, B, ...)`` out), and member k's slice is computed from member k's parameters and
-inputs only. Each member's parameters are those of an ordinary ``nn.Linear`` / ``nn.Conv2d`` / ``nn.LSTM``
-initialised from that member's seed (``Agent`` builds them under ``torch.manual_seed(seed)``), so a member's
-network is the same whether it trains alone or in a pack.
+inputs only. Each member's parameters are those of its own ordinary ``nn.Linear`` / ``nn.Conv2d`` /
+``nn.LSTM``, initialised from that member's seed (``Agent`` builds them under ``torch.manual_seed(seed)``),
+so a member's network is the same whether it trains alone or in a pack.
 
 Pack invariance on the CPU (a member's numbers do not depend on its neighbours): linear layers are one
 ``torch.baddbmm`` for the whole pack, whose slices run the same GEMM as a pack of one; a layer with a single
@@ -35,18 +35,20 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
 
 
 class PackLinear(nn.Module):
-    """K independent linear layers: x (K, B, in) -> x W_k^T + b_k, (K, B, out).
+    """K independent linear layers run as one batched product: x (K, B, in) -> x W_k^T + b_k, (K, B, out).
 
-    Built from the members' ``nn.Linear`` layers (their initialisation); ``weight`` is (K, out, in) and
-    ``bias`` (K, out)."""
+    The parameters are the members' own ``nn.Linear`` layers (``members``), each an ordinary leaf tensor;
+    the forward stacks them. So an optimizer, a Polyak update or a checkpoint treats every member's
+    parameters as separate tensors of the size a pack of one has: elementwise CPU kernels, whose vectorised
+    body and scalar tail can round differently, then see the same tensor for a member in any pack."""
 
     def __init__(self, layers: Sequence[nn.Linear]):
         super().__init__()
-        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
-        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+        self.members = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        weight, bias = self.weight, self.bias
+        weight = torch.stack([layer.weight for layer in self.members])  # (K, out, in)
+        bias = torch.stack([layer.bias for layer in self.members])  # (K, out)
         if detach_params:  # parameters as constants: the gradient reaches x only
             weight, bias = weight.detach(), bias.detach()
         if weight.shape[1] == 1:  # one output unit: a row-wise dot product (see the module docstring)

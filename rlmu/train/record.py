@@ -78,6 +78,7 @@ def new_record(cfg: Any, device: str) -> dict[str, Any]:
         "versions": package_versions(),
         "hostname": socket.gethostname(),
         "error": None,
+        "pack": [cfg.seed],  # the seeds trained together in one process (the trainer sets it)
     }
 
 
