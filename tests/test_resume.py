@@ -93,10 +93,10 @@ def preempt_at(trainer, step: int) -> None:
     """Make the trainer see a preemption signal right after environment step ``step``."""
     original = trainer._env_step
 
-    def env_step(obs):
-        out = original(obs)
-        if trainer.state["env_steps"] == step:
-            trainer._preempt_signal = "SIGTERM"
+    def env_step():
+        out = original()
+        if trainer.state.env_steps == step:
+            trainer.preempt.signal = "SIGTERM"
         return out
 
     trainer._env_step = env_step

@@ -67,7 +67,7 @@ def test_preempt_mid_episode_then_resume_is_exact(tmp_path, acrobot_data, varian
     assert t.run() == PREEMPTED_EXIT_CODE
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["status"] == "preempted" and rec["env_steps"] == step
-    assert t.state["episode_step"] > 0  # the checkpoint is mid-episode: resume replays its actions
+    assert t.members[0].state.episode_step > 0  # the checkpoint is mid-episode: resume replays its actions
     assert _train(cfg, tmp_path / "run") == 0
     assert progress_rows(tmp_path / "run" / "progress.csv") == expected
 
@@ -81,7 +81,7 @@ def test_rows_after_the_checkpoint_are_dropped_on_resume(tmp_path):
 
     def end_epoch():  # simulate kill -9 right after epoch 3's row was written (checkpoint is epoch 2)
         original()
-        if t.state["epoch"] == 3:
+        if t.state.epoch == 3:
             raise KeyboardInterrupt
 
     t._end_epoch = end_epoch
@@ -250,7 +250,7 @@ def test_pixel_preempt_mid_episode_then_resume_is_exact(tmp_path, push_data):
     assert _train(cfg, tmp_path / "ref") == 0
     t = Trainer(cfg, tmp_path / "run", progress=False, log=lambda m: None)
     preempt_at(t, 150)
-    assert t.run() == PREEMPTED_EXIT_CODE and t.state["episode_step"] == 50
+    assert t.run() == PREEMPTED_EXIT_CODE and t.members[0].state.episode_step == 50
     assert _train(cfg, tmp_path / "run") == 0
     assert progress_rows(tmp_path / "run" / "progress.csv") == progress_rows(
         tmp_path / "ref" / "progress.csv"

@@ -52,7 +52,7 @@ def test_virl_variants_and_config_validation(tmp_path):
     t = _trainer(_cfg(extra=[f"virl.demo={videos}", "virl.demo_episode=1"]), tmp_path / "run")
     from rlmu.data.format import load_video_dataset
 
-    np.testing.assert_array_equal(t.virl.demo, load_video_dataset(videos).episode(1))
+    np.testing.assert_array_equal(t.members[0].virl.demo, load_video_dataset(videos).episode(1))
     assert not (tmp_path / "run").exists()  # construction writes nothing
 
 
@@ -65,21 +65,21 @@ def test_short_virl_run_reports_true_returns_and_learns_from_virl_rewards(tmp_pa
     assert [r["env_steps"] for r in table] == ["100", "200", "300"]
     # Rounds at steps 100 and 200 (none at the last step): loss_distance in epochs 1 and 2.
     assert [r["loss_distance"] != "" for r in table] == [True, True, False]
-    assert t.state["virl_rounds"] == 2 and t.virl.learner.updates == 20 + 2 * 10
+    assert t.state.virl_rounds == 2 and t.members[0].virl.learner.updates == 20 + 2 * 10
     # The CSV reports the TRUE task return of the evaluation episodes: Acrobot pays -1 per step, so
     # returns are integers in [-100, 0]; re-evaluating the final policy reproduces the last row.
     for r in table:
         assert -100.0 <= float(r["eval_return_mean"]) <= 0.0
         assert float(r["train_return_mean"]) == round(float(r["train_return_mean"]))
-    assert t.evaluate(3)[0] == float(table[-1]["eval_return_mean"])
+    assert t.evaluate(3)[0][0] == float(table[-1]["eval_return_mean"])
     # SAC's replay holds VIRL rewards (negative distances), not the task's -1/0.
-    stored = t.replay.reward[t.replay.valid_slots()]
+    stored = t.members[0].replay.reward[t.members[0].replay.valid_slots()]
     assert len(stored) == 300 and np.all(stored < 0) and not np.isin(stored, [-1.0, 0.0]).any()
     # Rewards stored online (scored prefix by prefix, carrying the recurrent state) equal a rescoring of
     # every stored episode with the same model (the last retrain was at step 200).
-    online = t.replay.reward.copy()
-    t.virl.rescore_replay()
-    np.testing.assert_allclose(t.replay.reward, online, rtol=1e-5, atol=1e-5)
+    online = t.members[0].replay.reward.copy()
+    t.members[0].virl.rescore_replay()
+    np.testing.assert_allclose(t.members[0].replay.reward, online, rtol=1e-5, atol=1e-5)
 
 
 def _buffer_arrays(replay):
@@ -95,8 +95,8 @@ def test_retrain_recomputes_rewards_and_nothing_else(tmp_path):
     t = _trainer(cfg, tmp_path / "run")
     preempt_at(t, 130)
     assert t.run() == PREEMPTED_EXIT_CODE
-    replay, st = t.replay, t.state
-    assert st["episode_step"] > 0  # an unfinished episode is in the buffer
+    replay, st = t.members[0].replay, t.members[0].state
+    assert st.episode_step > 0  # an unfinished episode is in the buffer
     before = _buffer_arrays(replay)
     rewards_before = replay.reward.copy()
     sampler_state = replay.rng.bit_generator.state
@@ -109,22 +109,21 @@ def test_retrain_recomputes_rewards_and_nothing_else(tmp_path):
     changed = np.abs(replay.reward[slots] - rewards_before[slots])
     assert changed.min() > 0 and changed.mean() > 1e-3  # every stored reward was rescored
     # The new rewards are the retrained model's scores: transition t of an episode earns frame t + 1's.
-    model, demo = t.virl.model, t.virl.demo
+    model, demo = t.members[0].virl.model, t.members[0].virl.demo
     for ep in np.unique(replay.episode_id[slots]):
         mine = slots[replay.episode_id[slots] == ep]
         frames = replay.episode_frames(int(ep))
-        expected = sequence_rewards(model, demo, frames, t.virl.dcfg)[1:]
+        expected = sequence_rewards(model, demo, frames, t.members[0].virl.dcfg)[1:]
         np.testing.assert_allclose(
             replay.reward[mine], expected[replay.time_index[mine]], rtol=1e-5, atol=1e-5
         )
     # The unfinished episode goes on from the rebuilt recurrent state: its next online reward equals the
     # rescoring of the prefix one step longer.
-    obs = replay.last_frame.copy()
-    t._env_step(obs)
-    ep = st["episode"] if st["episode_step"] > 0 else st["episode"] - 1
+    t._env_step()
+    ep = st.episode if st.episode_step > 0 else st.episode - 1
     frames = replay.episode_frames(int(ep))
     last = replay.valid_slots()[-1]
-    expected = sequence_rewards(model, demo, frames, t.virl.dcfg)[-1]
+    expected = sequence_rewards(model, demo, frames, t.members[0].virl.dcfg)[-1]
     assert replay.reward[last] == pytest.approx(float(expected), rel=1e-5, abs=1e-5)
 
 
@@ -135,7 +134,7 @@ def test_preempt_mid_episode_after_a_round_then_resume_is_exact(tmp_path):
     t = _trainer(cfg, tmp_path / "run")
     preempt_at(t, 163)
     assert t.run() == PREEMPTED_EXIT_CODE
-    assert t.state["episode_step"] > 0 and t.state["virl_rounds"] == 1
+    assert t.members[0].state.episode_step > 0 and t.state.virl_rounds == 1
     assert _trainer(cfg, tmp_path / "run").run() == 0
     assert (tmp_path / "run" / "progress.csv").read_bytes() == expected
 
@@ -144,16 +143,16 @@ def test_preempt_during_distance_pretraining_then_resume_is_exact(tmp_path):
     cfg = _cfg(epochs=1)
     assert _trainer(cfg, tmp_path / "ref").run() == 0
     t = _trainer(cfg, tmp_path / "run")
-    original = t.virl.pretrain_step
+    original = t.members[0].virl.pretrain_step
 
     def pretrain_step():
         out = original()
-        if t.virl.pretrain_steps_done == 7:
-            t._preempt_signal = "SIGTERM"
+        if t.members[0].virl.pretrain_steps_done == 7:
+            t.preempt.signal = "SIGTERM"
         return out
 
-    t.virl.pretrain_step = pretrain_step
-    assert t.run() == PREEMPTED_EXIT_CODE and t.state["env_steps"] == 0
+    t.members[0].virl.pretrain_step = pretrain_step
+    assert t.run() == PREEMPTED_EXIT_CODE and t.state.env_steps == 0
     assert _trainer(cfg, tmp_path / "run").run() == 0
     assert progress_rows(tmp_path / "run" / "progress.csv") == progress_rows(
         tmp_path / "ref" / "progress.csv"
@@ -172,12 +171,12 @@ def test_pixel_visual_push_virl_smoke(tmp_path):
         ],
     )  # fmt: skip
     t = _trainer(cfg, tmp_path / "run")
-    assert t.virl.demo.shape[1:] == (48, 48, 3) and t.virl.demo.dtype == np.uint8
+    assert t.members[0].virl.demo.shape[1:] == (48, 48, 3) and t.members[0].virl.demo.dtype == np.uint8
     assert t.run() == 0
     rows = progress_rows(tmp_path / "run" / "progress.csv")
     row = dict(zip(rows[0], rows[1], strict=True))
     assert row["env_steps"] == "100" and row["loss_distance"] != ""
     assert 0.0 <= float(row["eval_return_mean"]) <= 100.0  # VisualPush's true return
-    online = t.replay.reward.copy()
-    t.virl.rescore_replay()  # channels-first frames are turned into the model's HWC
-    np.testing.assert_allclose(t.replay.reward, online, rtol=1e-4, atol=1e-4)
+    online = t.members[0].replay.reward.copy()
+    t.members[0].virl.rescore_replay()  # channels-first frames are turned into the model's HWC
+    np.testing.assert_allclose(t.members[0].replay.reward, online, rtol=1e-4, atol=1e-4)

@@ -202,16 +202,15 @@ class Agent:
             "loss_mem": mem.loss_scale,
         }
         self.optimizers = self._build_optimizers()
-        # Parameters of one member's own module (pixel encoder, MEM) -> that member. Every other parameter
-        # is stacked with the pack axis first (the critic's holds the Q1s, then the Q2s: row i is member
-        # i % K).
-        self._member_of = {
-            p: k
-            for net in (self.encoder, self.motion_extractor)
-            if net is not None and net.members is not None
-            for k, member in enumerate(net.members)
-            for p in member.parameters()
-        }
+        # Every parameter is one member's own tensor: parameter -> member index.
+        self._member_of: dict[torch.Tensor, int] = {p: k for k, p in enumerate(self.log_alphas)}
+        for net in self.networks.values():
+            for module in net.modules():
+                members = getattr(module, "members", None)
+                if isinstance(members, nn.ModuleList):  # PackLinear, Encoder, MotionExtractor
+                    for i, member in enumerate(members):  # the critic's: the Q1s, then the Q2s
+                        for p in member.parameters():
+                            self._member_of.setdefault(p, i % self.n_members)
 
     # ----------------------------------------------------------------------------------------- structure
     def _member_networks(self, seed: int) -> dict:
@@ -529,21 +528,12 @@ class Agent:
                     self._adam_step(opt, summed)
 
     def _drop_inactive(self, grads: dict[torch.Tensor, torch.Tensor]) -> dict[torch.Tensor, torch.Tensor]:
-        """The gradients with the slices of members out of the pack set to zero. Masking a member's loss is
-        not enough: its gradient is then 0 times the member's partial derivatives, NaN where those are not
-        finite."""
+        """The gradients of the members still in the pack: a member out of the pack takes no optimizer step
+        at all (masking its loss is not enough: its gradient is then 0 times its partial derivatives, NaN
+        where those are not finite)."""
         if self.active.all():
             return grads
-        active = torch.as_tensor(self.active, device=self.device)
-        out = {}
-        for p, g in grads.items():
-            k = self._member_of.get(p)
-            if k is not None:
-                out[p] = g if self.active[k] else torch.zeros_like(g)
-            else:
-                keep = active.repeat(g.shape[0] // self.n_members).view(-1, *([1] * (g.dim() - 1)))
-                out[p] = torch.where(keep, g, 0.0)
-        return out
+        return {p: g for p, g in grads.items() if self.active[self._member_of[p]]}
 
     @staticmethod
     def _adam_step(opt: torch.optim.Optimizer, grads: Mapping[torch.Tensor, torch.Tensor]) -> None:

@@ -254,7 +254,8 @@ class Trainer:
     Args:
         cfgs: one ``TrainConfig`` per member, equal except for ``seed``.
         run_dirs: each member's run directory.
-        pack_dir: where the pack's checkpoint lives (``checkpoints/latest.pt``).
+        pack_dir: where the pack's checkpoint lives (``checkpoints/latest.pt``); default, for a single run, its
+            run directory. ``Trainer(cfg, run_dir)`` trains one run.
         preempt: the process's :class:`PreemptFlag` (installed by the caller as early as possible); a new
             one is installed by ``run()`` when not given.
 
@@ -266,13 +267,19 @@ class Trainer:
         self,
         cfgs,
         run_dirs,
-        pack_dir: str | Path,
+        pack_dir: str | Path | None = None,
         *,
         log=None,
         progress: bool | None = None,
         preempt: PreemptFlag | None = None,
     ):
-        cfgs = list(cfgs)
+        if not isinstance(cfgs, list | tuple):  # one run: a pack of one
+            cfgs, run_dirs = [cfgs], [run_dirs]
+        cfgs, run_dirs = list(cfgs), [Path(d) for d in run_dirs]
+        if pack_dir is None:
+            if len(run_dirs) != 1:
+                raise ValueError("a pack of several seeds needs a pack directory")
+            pack_dir = run_dirs[0]  # a single run keeps its checkpoint in its run directory
         if not cfgs or len(cfgs) != len(run_dirs):
             raise ValueError("a pack needs one run directory per member config")
         base = cfgs[0].model_dump(mode="json")
@@ -288,7 +295,7 @@ class Trainer:
         self.device = resolve_device(self.cfg.device)
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._progress = sys.stderr.isatty() if progress is None else progress
-        self._preempt = preempt
+        self.preempt = preempt if preempt is not None else PreemptFlag()
         self._own_preempt = preempt is None
 
         if self.cfg.torch_threads > 0:
@@ -331,8 +338,8 @@ class Trainer:
         return [m for m in self.members if m.active]
 
     def _check_preempt(self) -> None:
-        if self._preempt is not None and self._preempt.signal is not None:
-            raise Preempted(self._preempt.signal)
+        if self.preempt.signal is not None:
+            raise Preempted(self.preempt.signal)
 
     # ------------------------------------------------------------------------------------ checkpoints
     def save(self) -> None:
@@ -431,13 +438,13 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------- the run
     def run(self) -> int:
-        if self._preempt is None:
-            self._preempt = PreemptFlag().install()
+        if self._own_preempt:
+            self.preempt.install()
         try:
             return self._run()
         finally:
             if self._own_preempt:
-                self._preempt.restore()
+                self.preempt.restore()
             for m in self.members:
                 if m.tb is not None:
                     m.tb.close()
@@ -450,8 +457,8 @@ class Trainer:
         old = {m.seed: read_record(m.run_dir) for m in self.members}
         if ckpt is not None:
             self._restore(ckpt)
-        if self._preempt.signal is not None:  # before any work: nothing was written, nothing to save
-            self._log(f"preempted by {self._preempt.signal} before training started; nothing was written")
+        if self.preempt.signal is not None:  # before any work: nothing was written, nothing to save
+            self._log(f"preempted by {self.preempt.signal} before training started; nothing was written")
             return PREEMPTED_EXIT_CODE
         self.pack_dir.mkdir(parents=True, exist_ok=True)
         remove_leftovers(self.pack_dir / CHECKPOINT_DIR)
