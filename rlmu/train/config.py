@@ -463,7 +463,8 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:.3g} GiB" if n < 2**40 * 1000 else f"{n / 2**40:.3g} TiB"
+    value, unit = (n / 2**30, "GiB") if n < 2**40 else (n / 2**40, "TiB")
+    return f"{value:.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
 
 
 def _blame(need: dict[str, int]) -> str:
