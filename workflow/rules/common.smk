@@ -1,15 +1,29 @@
-# Names and small formatting helpers shared by the rules. No decisions live here: the study config
-# (validated against workflow/schemas/config.schema.yaml) says what runs; `rlmu` does the work.
+# Names shared by the rules. No decisions live here: the study config says what runs, checked and
+# planned by workflow/scripts/study.py (schema, the trainer's config model, seed packs); `rlmu` does the work.
 
-import os
+import importlib.util
 import shlex
 import sys
 from pathlib import Path
 
-STUDY = config["study"]
-STUDY_DIR = f"results/{STUDY}"
+_spec = importlib.util.spec_from_file_location("rlmu_study", f"{workflow.basedir}/workflow/scripts/study.py")
+study = sys.modules["rlmu_study"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(study)
+
+# The study is chosen on the command line (--configfile config/quick.yaml); a default config file here
+# would be merged key by key into the chosen one and add its tasks to every study.
+if not config:
+    sys.exit("no study configuration: add --configfile config/quick.yaml (or acrobot.yaml, paper.yaml)")
+_SOURCE = " + ".join(str(f) for f in workflow.configfiles) or "the study config"
+# A study the jobs would reject stops here, with one line naming the file and the key (no traceback).
+try:
+    study.check_study(config, _SOURCE)
+    PACKS = study.packs(config)
+except study.PlanError as exc:
+    sys.exit(f"study config error: {exc}")
+
+STUDY_DIR = study.study_dir(config)
 LOGS = f"{STUDY_DIR}/logs"
-IMAGE_TASKS = ("push", "drawer")  # tasks with pixel observations: observation domain + paired data
 
 # Container: with `container.enabled` every job runs inside the Apptainer image (GPU passed through by the
 # profile's apptainer-args), and the image is an input of every job, so it is built first. ancient():
@@ -30,63 +44,10 @@ else:
     RLMU = shlex.quote(str(_VENV_RLMU)) if _VENV_RLMU.exists() else "rlmu"
 
 
-def task_seeds(task):
-    return config["tasks"][task].get("seeds", config["seeds"])
+def res(step, key):
+    return config["resources"][step][key]
 
 
-def run_dirs():
-    """Every run directory of the study: runs/{task}/{variant}/seed_{n}."""
-    return [
-        f"{STUDY_DIR}/runs/{task}/{variant}/seed_{seed}"
-        for task, spec in config["tasks"].items()
-        for variant in spec["variants"]
-        for seed in task_seeds(task)
-    ]
-
-
-def observations(wildcards):
-    return f"{STUDY_DIR}/data/{wildcards.task}_observations.npz"
-
-
-def paired(wildcards):
-    return [f"{STUDY_DIR}/data/{wildcards.task}_paired.npz"] if wildcards.task in IMAGE_TASKS else []
-
-
-def generate_args(wildcards):
-    """`rlmu data generate` options of a task's data block (only the ones given)."""
-    d = config["tasks"][wildcards.task]["data"]
-    args = [f"--transitions {d.get('transitions', 20000)}", f"--noise {d.get('noise', 0.0)}",
-            f"--seed {d.get('seed', 0)}"]
-    if wildcards.task in IMAGE_TASKS:
-        args += [f"--domain {shlex.quote(d.get('domain', 'human'))}", f"--image-size {config.get('image_size', 48)}"]
-    if "quality" in d:
-        args.append(f"--quality {d['quality']}")
-    return " ".join(args)
-
-
-def train_args(wildcards, input):
-    """`rlmu train` key=value overrides of one run: identity, budget, data paths, study overrides."""
-    t = config["tasks"][wildcards.task]["train"]
-    items = {
-        "study": STUDY, "task": wildcards.task, "variant": wildcards.variant, "seed": wildcards.seed,
-        "epochs": t.get("epochs", 300), "steps_per_epoch": t.get("steps_per_epoch", 1000),
-        "eval_episodes": t.get("eval_episodes", 5), "device": config.get("device", "auto"),
-        "image_size": config.get("image_size", 48), "data.observations": input.observations,
-        **({"data.paired": input.paired[0]} if input.paired else {}),
-        **t.get("overrides", {}),
-    }
-    return " ".join(shlex.quote(f"{k}={_yaml_scalar(v)}") for k, v in items.items())
-
-
-def _yaml_scalar(v):
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list):  # e.g. agent.sac.hidden: [256, 256] -> "[256,256]" (YAML flow list)
-        return "[" + ",".join(_yaml_scalar(x) for x in v) + "]"
-    return str(v)
-
-
-def res(step, key, default):
-    return config["resources"][step].get(key, default)
+def slurm_resources(step):
+    """The step's `resources.{step}.slurm` of the study: Slurm executor resources, passed as they are."""
+    return dict(config["resources"][step].get("slurm", {}))

@@ -16,10 +16,11 @@ rule container:
     container: None  # the image cannot be built inside itself
     conda:
         "../envs/apptainer.yaml"
-    threads: res("container", "threads", 4)
+    threads: res("container", "threads")
     resources:
-        mem_mb=res("container", "mem_mb", 16000),
-        runtime=res("container", "runtime", 120),
+        mem_mb=res("container", "mem_mb"),
+        runtime=res("container", "runtime"),
+        **slurm_resources("container"),
     shell:
         "log=$(realpath -m {log}); image=$(realpath -m {output}); cd {params.root} && "
         "apptainer build --force $image Apptainerfile > $log 2>&1"

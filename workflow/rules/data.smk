@@ -1,4 +1,5 @@
 # Observation videos (the "human" domain) and paired robot/human states, one set per task and study.
+# Only the options the study's data block gives are passed; `rlmu data` has the defaults.
 
 
 rule observation_data:
@@ -8,14 +9,15 @@ rule observation_data:
         f"{STUDY_DIR}/data/{{task}}_observations.npz",
     params:
         rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
-        args=generate_args,
+        args=lambda wildcards: study.generate_args(config, wildcards.task),
     log:
         f"{LOGS}/data/{{task}}_observations.log",
     container: CONTAINER
-    threads: res("data", "threads", 1)
+    threads: res("data", "threads")
     resources:
-        mem_mb=res("data", "mem_mb", 4000),
-        runtime=res("data", "runtime", 120),
+        mem_mb=res("data", "mem_mb"),
+        runtime=res("data", "runtime"),
+        **slurm_resources("data"),
     shell:
         "{params.rlmu} data generate --task {wildcards.task} {params.args} --out {output} > {log} 2>&1"
 
@@ -27,16 +29,14 @@ rule paired_data:
         f"{STUDY_DIR}/data/{{task}}_paired.npz",
     params:
         rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
-        n=lambda w: config["tasks"][w.task]["data"].get("paired", 200),
-        seed=lambda w: config["tasks"][w.task]["data"].get("seed", 0),
-        size=config.get("image_size", 48),
+        args=lambda wildcards: study.paired_args(config, wildcards.task),
     log:
         f"{LOGS}/data/{{task}}_paired.log",
     container: CONTAINER
-    threads: res("data", "threads", 1)
+    threads: res("data", "threads")
     resources:
-        mem_mb=res("data", "mem_mb", 4000),
-        runtime=res("data", "runtime", 120),
+        mem_mb=res("data", "mem_mb"),
+        runtime=res("data", "runtime"),
+        **slurm_resources("data"),
     shell:
-        "{params.rlmu} data paired --task {wildcards.task} --n {params.n} --seed {params.seed} --image-size {params.size}"
-        " --out {output} > {log} 2>&1"
+        "{params.rlmu} data paired --task {wildcards.task} {params.args} --out {output} > {log} 2>&1"

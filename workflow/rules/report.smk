@@ -5,7 +5,12 @@
 rule aggregate:
     input:
         IMAGE,
-        runs=[f"{d}/run.json" for d in run_dirs()],
+        runs=[
+            study.run_record(config, task, variant, seed)
+            for task, spec in config["tasks"].items()
+            for variant in spec["variants"]
+            for seed in study.task_seeds(config, task)
+        ],
     output:
         f"{STUDY_DIR}/aggregate/runs.parquet",
         f"{STUDY_DIR}/aggregate/manifest.json",
@@ -18,8 +23,9 @@ rule aggregate:
     container: CONTAINER
     threads: 1
     resources:
-        mem_mb=res("report", "mem_mb", 8000),
-        runtime=res("report", "runtime", 120),
+        mem_mb=res("report", "mem_mb"),
+        runtime=res("report", "runtime"),
+        **slurm_resources("report"),
     shell:
         "{params.rlmu} aggregate {params.study_dir} --config {params.config} > {log} 2>&1"
 
@@ -34,17 +40,17 @@ rule stats:
         rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         study_dir=lambda w, output: Path(output[0]).parent.parent,
         config=rules.aggregate.params.config,
-        stats=config["stats"],
+        stats=study.stats_args(config),
     log:
         f"{LOGS}/stats.log",
     container: CONTAINER
-    threads: res("report", "threads", 2)
+    threads: res("report", "threads")
     resources:
-        mem_mb=res("report", "mem_mb", 8000),
-        runtime=res("report", "runtime", 120),
+        mem_mb=res("report", "mem_mb"),
+        runtime=res("report", "runtime"),
+        **slurm_resources("report"),
     shell:
-        "{params.rlmu} stats {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
-        " --curve-reps {params.stats[curve_reps]} > {log} 2>&1"
+        "{params.rlmu} stats {params.study_dir} --config {params.config} {params.stats} > {log} 2>&1"
 
 
 # `rlmu report` draws the figures (figures/, both "all seeds" and "converged seeds" versions) and writes
@@ -60,14 +66,14 @@ rule report:
         rlmu=lambda wildcards: RLMU,  # the rlmu command (common.smk)
         study_dir=lambda w, output: Path(output[0]).parent,
         config=rules.aggregate.params.config,
-        stats=config["stats"],
+        stats=study.stats_args(config),
     log:
         f"{LOGS}/report.log",
     container: CONTAINER
     threads: 1
     resources:
-        mem_mb=res("report", "mem_mb", 8000),
-        runtime=res("report", "runtime", 120),
+        mem_mb=res("report", "mem_mb"),
+        runtime=res("report", "runtime"),
+        **slurm_resources("report"),
     shell:
-        "{params.rlmu} report {params.study_dir} --config {params.config} --seed {params.stats[seed]} --reps {params.stats[reps]}"
-        " --curve-reps {params.stats[curve_reps]} > {log} 2>&1"
+        "{params.rlmu} report {params.study_dir} --config {params.config} {params.stats} > {log} 2>&1"
