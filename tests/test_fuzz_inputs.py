@@ -775,6 +775,67 @@ def test_another_tasks_file_and_a_directory_stop_training(datasets, study, capsy
     guard.unchanged()
 
 
+@pytest.mark.parametrize(
+    "case", ["paired_state_nan", "paired_shapes_differ", "paired_for_acrobot", "cut_0.5"]
+)
+def test_bad_paired_data_stops_training_before_the_run_directory(datasets, study, tmp_path, capsys, case):
+    if case == "cut_0.5":
+        path = tmp_path / "paired_cut.npz"
+        _cut(datasets["paired"], path, 0.5)
+    else:
+        path = _build(datasets, tmp_path, case)
+    guard = Guard(study)
+    run_dir = study / "runs" / "push" / "rlv" / "seed_1"
+    argv = [
+        "train",
+        "--no-progress",
+        "--run-dir",
+        run_dir,
+        "seed=1",
+        "task=push",
+        "variant=rlv",
+        "image_size=16",
+    ]
+    data = [f"data.observations={datasets['push']}", f"data.paired={path}"]
+    rc, out, err = _run(capsys, [*argv, *TINY, *data])
+    _rejected(rc, out, err, str(path), "data.paired", only_line=False)
+    assert not run_dir.exists()
+    guard.unchanged()
+    guard.no_result()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "info", "{bad_npz}"],
+        ["train", "--no-progress", "--config", "{utf16}", "--run-dir", "{run}"],
+        ["train", "--no-progress", "--run-dir", "{run}", "task=acrobot", "variant=sac", "seed=" + "9" * 30],
+    ],
+)
+def test_as_a_process_no_traceback(datasets, study, tmp_path, argv):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.npz"
+    _zip_with(
+        datasets["acrobot"],
+        bad,
+        "frames.npy",
+        _npy({"descr": "<f4", "fortran_order": False, "shape": (10**12, 6)}, b""),
+    )
+    utf16 = tmp_path / "run.yaml"
+    utf16.write_bytes("task: acrobot\nvariant: sac\n".encode("utf-16"))
+    run = study / "runs" / "acrobot" / "sac" / "seed_5"
+    args = [a.format(bad_npz=bad, utf16=utf16, run=run) for a in argv]
+    guard = Guard(study)
+    proc = subprocess.run([sys.executable, "-m", "rlmu", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlmu: error: "), proc.stderr
+    assert not run.exists()
+    guard.unchanged()
+
+
 # ----------------------------------------------------------------------------------------------------
 # Checkpoints: ``rlmu train`` resuming a run whose checkpoint is damaged
 
@@ -1001,6 +1062,8 @@ def test_case_count():
         + len(DATASET_CASES)
         + 10
         + 2
+        + 4
+        + 3
         + len(CHECKPOINT_CASES)
         + len(CHECKPOINT_PAYLOAD_CASES)
         + 1

@@ -754,9 +754,6 @@ class _Proxy:
     def __init__(self, header: _Header):
         self.shape, self.dtype = header.shape, header.dtype
 
-    def __len__(self) -> int:
-        return self.shape[0] if self.shape else 0
-
 
 def _read_npz(path: Path, format_name: str, required_meta: tuple[str, ...], names: tuple[str, ...], layout):
     """Read the arrays ``names`` of the archive at ``path`` after checking everything that can be checked
