@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command != "train":  # `rlmu train` takes over the signals held while the package loaded
+        import rlmu
+
+        rlmu.release_held_signals()
     try:
         return int(args.func(args) or 0)
     except INPUT_ERRORS as exc:

@@ -125,8 +125,14 @@ class PreemptFlag:
             self.signal = signal.Signals(signum).name
 
     def install(self) -> PreemptFlag:
+        """Handle the preemption signals from now on; adopt one that arrived while the package loaded."""
+        import rlmu
+
+        held = rlmu.release_held_signals(deliver=False)
         for s in PREEMPT_SIGNALS:
             self._previous[s] = signal.signal(s, self._on_signal)
+        if held and self.signal is None:
+            self.signal = signal.Signals(held[0]).name
         return self
 
     def restore(self) -> None:
