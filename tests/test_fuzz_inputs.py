@@ -804,6 +804,7 @@ def test_bad_paired_data_stops_training_before_the_run_directory(datasets, study
     guard.no_result()
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 @pytest.mark.parametrize(
     "argv",
     [
