@@ -266,3 +266,13 @@ def test_default_sized_runs_fit_a_small_machine():
     push = load_config(None, ["task=push", "variant=sac"])
     # The replay buffer of a default push run (300,000 transitions of 48 px frames): about 2 GiB.
     assert 1.9 * 2**30 < memory_estimate(push)["epochs x steps_per_epoch"] < 2.1 * 2**30
+
+
+def test_a_seed_pack_is_checked_as_a_whole():
+    from rlmu.train.config import check_machine, memory_estimate
+
+    one = load_config(None, ["task=push", "variant=sac"])
+    need = sum(memory_estimate(one).values())
+    check_machine([one, one], available=int(2.5 * need))
+    with pytest.raises(UserError, match=r"the 3 runs of the pack need about .* this machine has"):
+        check_machine([one, one, one], available=int(2.5 * need))

@@ -478,35 +478,47 @@ def _parts(need: dict[str, int]) -> str:
     return ", ".join(f"{k}: {_gib(v)}" for k, v in big)
 
 
-def check_machine(cfg: TrainConfig, *, available: int | None = None) -> None:
-    """Check ``cfg`` against this machine before any work: the device exists (:func:`check_device`) and
-    :func:`memory_estimate` fits in the memory this process can still allocate (``available`` bytes, by
-    default ``rlmu.utils.io.available_memory_bytes()``; on a CUDA device the networks and batches are also
-    checked against the GPU's free memory). Raises :class:`UserError` naming the field that needs most.
+def check_machine(cfg: TrainConfig | list[TrainConfig], *, available: int | None = None) -> None:
+    """Check a run's config (or the member configs of a seed pack, trained in one process) against this
+    machine before any work: the device exists (:func:`check_device`) and the members'
+    :func:`memory_estimate` together fit in the memory this process can still allocate (``available``
+    bytes, by default ``rlmu.utils.io.available_memory_bytes()``; on a CUDA device the networks and
+    batches are also checked against the GPU's free memory). Raises :class:`UserError` naming the field
+    that needs most.
     """
     from rlmu.utils.io import available_memory_bytes
 
-    check_device(cfg.device)
-    need = memory_estimate(cfg)
+    cfgs = cfg if isinstance(cfg, list) else [cfg]
+    if not cfgs:
+        return
+    for device in sorted({c.device for c in cfgs}):
+        check_device(device)
+    need: dict[str, int] = {}
+    for c in cfgs:
+        for k, v in memory_estimate(c).items():
+            need[k] = need.get(k, 0) + v
     total = sum(need.values())
+    runs = "the run needs" if len(cfgs) == 1 else f"the {len(cfgs)} runs of the pack need"
     free = available_memory_bytes() if available is None else available
     if free is not None and total > free:
         raise UserError(
-            f"config: {_blame(need)}: the run needs about {_gib(total)} of memory up front "
+            f"config: {_blame(need)}: {runs} about {_gib(total)} of memory up front "
             f"({_parts(need)}), this machine has {_gib(free)} available"
         )
-    if cfg.device.startswith("cuda"):
+    for device in sorted({c.device for c in cfgs if c.device.startswith("cuda")}):
         import torch
 
-        index = int(cfg.device.partition(":")[2] or 0)
-        gpu_free, _ = torch.cuda.mem_get_info(index)
-        on_gpu = {
-            k: v for k, v in need.items() if k not in ("epochs", "replay_size", "epochs x steps_per_epoch")
-        }
+        on_gpu: dict[str, int] = {}
+        for c in cfgs:
+            if c.device == device:
+                for k, v in memory_estimate(c).items():
+                    if k not in ("epochs", "replay_size", "epochs x steps_per_epoch"):
+                        on_gpu[k] = on_gpu.get(k, 0) + v
+        gpu_free, _ = torch.cuda.mem_get_info(int(device.partition(":")[2] or 0))
         if sum(on_gpu.values()) > gpu_free:
             raise UserError(
                 f"config: {_blame(on_gpu)}: networks and batches need about {_gib(sum(on_gpu.values()))} of "
-                f"GPU memory ({_parts(on_gpu)}), {cfg.device} has {_gib(gpu_free)} free"
+                f"GPU memory ({_parts(on_gpu)}), {device} has {_gib(gpu_free)} free"
             )
 
 
