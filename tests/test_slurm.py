@@ -9,6 +9,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,11 @@ _missing = slurm_cluster.missing_binaries()
 pytestmark = [
     pytest.mark.slurm,
     pytest.mark.slow,
-    pytest.mark.skipif(bool(_missing), reason=f"Slurm/munge not installed (missing: {', '.join(_missing)}); "
-                       "run scripts/install-system-deps.sh"),
+    pytest.mark.skipif(
+        bool(_missing),
+        reason=f"Slurm/munge not installed (missing: {', '.join(_missing)}); "
+        "run scripts/install-system-deps.sh",
+    ),
     pytest.mark.skipif(os.geteuid() != 0, reason="the private cluster runs its daemons as root"),
 ]
 
@@ -66,22 +70,58 @@ def cluster(tmp_path_factory):
 c_pids: dict[str, int] = {}
 
 
+LOOPBACK_PROGRAMS = ("slurmctld", "slurmd", "slurmstepd", "srun", "slurmscriptd")
+
+
 def test_cluster_runs_a_batch_job(cluster, tmp_path):
     c_pids.update(cluster.pids)
     assert set(cluster.pids) == {"munged", "slurmctld", "slurmd"}
     assert cluster.node_state() == "idle"
+    key = cluster.root / "munge/munge.key"
+    assert key.stat().st_mode & 0o777 == 0o400
     out = tmp_path / "job.out"
-    sub = cluster.run("sbatch", "--parsable", "-o", str(out), "--wrap", "srun echo hello-from-slurm")
+    # The job (a child of slurmd) and its step see the daemons' host name, which resolves to loopback.
+    sub = cluster.run(
+        "sbatch", "--parsable", "-o", str(out), "--wrap", "hostname; srun sh -c 'hostname; sleep 5'"
+    )
     job_id = sub.stdout.strip().split(";")[0]
-    subprocess.run(["timeout", "60", "sh", "-c", f"until squeue -h -j {job_id} -t COMPLETED | grep -q .; do sleep 0.5; done"],
-                   env=cluster.env, check=True)
-    assert out.read_text().strip() == "hello-from-slurm"
-    # The daemons listen on 127.0.0.1 only.
-    ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True)
-    if ss.returncode == 0:
-        for line in ss.stdout.splitlines():
-            if any(f"pid={cluster.pids[n]}," in line for n in ("slurmctld", "slurmd")):
-                assert " 127.0.0.1:" in line, line
+    subprocess.run(
+        [
+            "timeout",
+            "60",
+            "sh",
+            "-c",
+            f"until squeue -h -j {job_id} -t RUNNING | grep -q .; do sleep 0.2; done",
+        ],
+        env=cluster.env,
+        check=True,
+    )
+    # Every socket that slurmctld, slurmd, the job's slurmstepd processes and its srun listen on, read
+    # from /proc while the step runs: all on 127.0.0.1.
+    deadline = time.monotonic() + 30
+    while True:
+        procs = cluster.processes()
+        programs = set(procs.values())
+        if {"slurmstepd", "srun"} <= programs or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert {"slurmctld", "slurmd", "slurmstepd", "srun"} <= programs, procs
+    sockets = slurm_cluster.listening_sockets({p: n for p, n in procs.items() if n in LOOPBACK_PROGRAMS})
+    listening = {s.program for s in sockets}
+    assert {"slurmctld", "slurmd", "srun"} <= listening, sockets  # the check is not vacuous
+    assert all(s.address == "127.0.0.1" for s in sockets), sockets
+    subprocess.run(
+        [
+            "timeout",
+            "60",
+            "sh",
+            "-c",
+            f"until squeue -h -j {job_id} -t COMPLETED | grep -q .; do sleep 0.5; done",
+        ],
+        env=cluster.env,
+        check=True,
+    )
+    assert out.read_text().split() == [slurm_cluster.HOST_NAME, slurm_cluster.HOST_NAME]
 
 
 def test_profile_retries_a_preempted_job(cluster, tmp_path):
@@ -116,18 +156,42 @@ def test_tiny_study_end_to_end(cluster, tmp_path):
     import yaml
 
     cfg = {
-        "study": "slurmtiny", "seeds": [0], "device": "cpu",
-        "tasks": {"acrobot": {"variants": ["sac", "rlv_nopair"], "data": {"transitions": 300, "quality": "medium"},
-                              "train": {"epochs": 1, "steps_per_epoch": 100, "eval_episodes": 1,
-                                        "overrides": {"random_steps": 50, "agent.rlv.paired": False}}}},
+        "study": "slurmtiny",
+        "seeds": [0],
+        "device": "cpu",
+        "tasks": {
+            "acrobot": {
+                "variants": ["sac", "rlv_nopair"],
+                "data": {"transitions": 300, "quality": "medium"},
+                "train": {
+                    "epochs": 1,
+                    "steps_per_epoch": 100,
+                    "eval_episodes": 1,
+                    "overrides": {"random_steps": 50, "agent.rlv.paired": False},
+                },
+            }
+        },
         "stats": {"seed": 0, "reps": 200, "curve_reps": 100},
         "container": {"enabled": False, "image": "rlmu.sif"},
-        "resources": {k: {"threads": 1, "mem_mb": 2000, "runtime": 30} for k in ("data", "train", "report", "container")},
+        "resources": {
+            k: {"threads": 1, "mem_mb": 2000, "runtime": 30} for k in ("data", "train", "report", "container")
+        },
     }
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(cfg))
     env = {**cluster.env, "PATH": f"{Path(sys.executable).parent}:{cluster.env['PATH']}"}
-    cmd = ["timeout", "-k", "10", "900", SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--profile",
-           str(ROOT / "profiles/slurm-test"), "--configfile", "study.yaml"]
+    cmd = [
+        "timeout",
+        "-k",
+        "10",
+        "900",
+        SNAKEMAKE,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--profile",
+        str(ROOT / "profiles/slurm-test"),
+        "--configfile",
+        "study.yaml",
+    ]
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=930)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     study = tmp_path / "results/slurmtiny"

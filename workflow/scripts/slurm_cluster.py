@@ -1,10 +1,18 @@
 """A private single-node Slurm cluster in one directory, for tests and for trying the Slurm profile.
 
 Everything lives under the given directory: ``slurm.conf``, a fresh munge key, the munge socket, state,
-spool, logs and pid files. Daemons listen on free ports of 127.0.0.1 only (the node address and the
-controller address are both 127.0.0.1). Nothing is installed: Debian's ``slurmctld slurmd slurm-client
-munge`` must already be present (``scripts/install-system-deps.sh``); ``missing_binaries()`` says which are
-not. Needs root (``SlurmUser=root``: a private munge key and daemons run as the invoking user).
+spool, logs and pid files. Nothing is installed: Debian's ``slurmctld slurmd slurm-client munge`` must
+already be present (``scripts/install-system-deps.sh``); ``missing_binaries()`` says which are not. Needs
+root (``SlurmUser=root``: a private munge key and daemons run as the invoking user; and the UTS namespace
+below).
+
+Loopback only. slurmctld binds to its configured address (``SlurmctldHost=localhost(127.0.0.1)`` with
+``NoCtldInAddrAny``) and slurmd to its node address (``NodeAddr=127.0.0.1`` with ``NoInAddrAny``). Other
+Slurm programs that listen, slurmstepd and the ``srun`` of a job, bind to the address their host name
+resolves to under ``NoInAddrAny``, and that need not be loopback. So every daemon runs in a UTS namespace
+of its own whose host name is ``localhost`` (``unshare --uts``): the daemons and everything they start
+(job steps, their ``srun``) resolve their own name to 127.0.0.1 whatever this machine is called.
+``listening_sockets()`` lists what the cluster's processes listen on (from ``/proc``, no ``ss`` needed).
 
 Library use::
 
@@ -35,6 +43,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +51,20 @@ CLUSTER_NAME = "rlmu"
 PARTITION = "debug"
 NODE_NAME = "rlmu-node"
 MIN_JOB_AGE_S = 300  # finished jobs stay visible to squeue this long (>= 3x the profile's init seconds)
-REQUIRED_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scancel", "scontrol")
+REQUIRED_BINARIES = (
+    "munged",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "srun",
+    "squeue",
+    "sinfo",
+    "scancel",
+    "scontrol",
+    "unshare",
+    "hostname",
+)
+HOST_NAME = "localhost"  # the host name inside the daemons' UTS namespaces: resolves to 127.0.0.1
 STATE_FILE = "cluster.json"  # PIDs and paths of a running cluster (read by ``stop``)
 
 
@@ -114,7 +136,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
 SwitchType=switch/none
-# Bind every daemon and client socket to 127.0.0.1 (the resolved controller/node address), not 0.0.0.0.
+# Bind to the configured controller and node addresses (127.0.0.1), and elsewhere to the address of the
+# host name (localhost inside the daemons' UTS namespace), never to 0.0.0.0.
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
@@ -176,8 +199,13 @@ class Cluster:
 
     def run(self, *cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a Slurm client command against this cluster; returns the completed process (text)."""
-        return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, check=check,
-                              timeout=timeout)
+        return subprocess.run(
+            list(cmd), env=self.env, capture_output=True, text=True, check=check, timeout=timeout
+        )
+
+    def processes(self) -> dict[int, str]:
+        """PID -> program of every running process of this cluster (daemons, job steps, their srun)."""
+        return namespace_processes(pid for name, pid in self.pids.items() if _alive(pid, name))
 
     def node_state(self) -> str:
         out = self.run("sinfo", "-h", "-N", "-o", "%t", check=False)
@@ -190,7 +218,9 @@ class Cluster:
     @classmethod
     def load(cls, root: Path) -> Cluster:
         state = json.loads((Path(root) / STATE_FILE).read_text())
-        return cls(root=Path(root), conf=Path(state["conf"]), pids={k: int(v) for k, v in state["pids"].items()})
+        return cls(
+            root=Path(root), conf=Path(state["conf"]), pids={k: int(v) for k, v in state["pids"].items()}
+        )
 
     def stop(self, timeout: float = 15) -> None:
         """Cancel this cluster's jobs, then stop every daemon started here (by PID, newest first)."""
@@ -253,11 +283,26 @@ def _reap(pid: int) -> None:
 
 
 def _spawn(cmd: list[str], log: Path) -> int:
-    # A new session: a Ctrl-C in the starting terminal (or pytest's) does not reach the daemons;
-    # they are stopped explicitly by PID.
+    # A UTS namespace whose host name is localhost (module docstring); unshare and sh exec the daemon in
+    # the same process, so the PID is the daemon's. A new session: a Ctrl-C in the starting terminal (or
+    # pytest's) does not reach the daemons; they are stopped explicitly by PID.
+    in_namespace = [
+        _which("unshare"),
+        "--uts",
+        "--",
+        "/bin/sh",
+        "-c",
+        f'{_which("hostname")} {HOST_NAME} && exec "$0" "$@"',
+        *cmd,
+    ]
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            in_namespace,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     # Until the child has exec'd, /proc shows the forking Python: wait, so _alive() checks the daemon.
     name = os.path.basename(cmd[0])
     deadline = time.monotonic() + 10
@@ -280,6 +325,108 @@ def _wait_for(check, timeout: float, what: str, cluster: Cluster, log: Path) -> 
     raise ClusterError(f"timed out after {timeout:.0f} s waiting for {what}; see {log}")
 
 
+def _write_munge_key(path: Path) -> None:
+    """A fresh random key, readable by its owner only from its creation on (never briefly 0644)."""
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+    try:
+        os.fchmod(fd, 0o400)  # whatever the umask
+        os.write(fd, os.urandom(1024))
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class ListeningSocket:
+    """A socket a process listens on (TCP) or is bound to (UDP): ``address`` as text, e.g. 127.0.0.1."""
+
+    pid: int
+    program: str
+    protocol: str  # tcp, tcp6, udp, udp6
+    address: str
+    port: int
+
+
+def _proc_net_entries() -> dict[int, tuple[str, str, int]]:
+    """Socket inode -> (protocol, local address, port) of every listening TCP and bound UDP socket."""
+    entries: dict[int, tuple[str, str, int]] = {}
+    for protocol in ("tcp", "tcp6", "udp", "udp6"):
+        path = Path("/proc/net") / protocol
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
+            # TCP: state 0A is LISTEN; UDP: 07 (unconnected) is a socket that receives from anyone.
+            if inode and state == ("0A" if protocol.startswith("tcp") else "07"):
+                hex_addr, hex_port = local.split(":")
+                entries[inode] = (protocol, _address(hex_addr), int(hex_port, 16))
+    return entries
+
+
+def _address(hex_addr: str) -> str:
+    """A /proc/net address (host-order 32-bit words in hex) as text."""
+    raw = bytes.fromhex(hex_addr)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, words)
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (FileNotFoundError, PermissionError):
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def listening_sockets(pids: dict[int, str]) -> list[ListeningSocket]:
+    """Every listening TCP / bound UDP socket of the given processes (PID -> program name), from /proc."""
+    entries = _proc_net_entries()
+    return [
+        ListeningSocket(pid, program, *entries[inode])
+        for pid, program in sorted(pids.items())
+        for inode in sorted(_socket_inodes(pid))
+        if inode in entries
+    ]
+
+
+def _program(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def namespace_processes(pids: Iterable[int]) -> dict[int, str]:
+    """PID -> program of every process in the UTS namespaces of ``pids`` (the daemons and all they start)."""
+    namespaces = set()
+    for pid in pids:
+        try:
+            namespaces.add(os.readlink(f"/proc/{pid}/ns/uts"))
+        except OSError:
+            pass
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ns = os.readlink(entry / "ns" / "uts")
+        except OSError:
+            continue
+        if ns in namespaces and (program := _program(int(entry.name))) is not None:
+            out[int(entry.name)] = program
+    return out
+
+
 def start(root: str | os.PathLike, timeout: float = 60) -> Cluster:
     """Start munged, slurmctld and slurmd for a private cluster under ``root``; wait for an idle node.
 
@@ -288,8 +435,10 @@ def start(root: str | os.PathLike, timeout: float = 60) -> Cluster:
     """
     missing = missing_binaries()
     if missing:
-        raise ClusterError(f"missing programs: {', '.join(missing)} (install Debian's slurmctld slurmd "
-                           "slurm-client munge, e.g. scripts/install-system-deps.sh)")
+        raise ClusterError(
+            f"missing programs: {', '.join(missing)} (install Debian's slurmctld slurmd "
+            "slurm-client munge, e.g. scripts/install-system-deps.sh)"
+        )
     if os.geteuid() != 0:
         raise ClusterError("the private cluster runs its daemons as SlurmUser=root: run as root")
     root = Path(root).resolve()
@@ -299,28 +448,48 @@ def start(root: str | os.PathLike, timeout: float = 60) -> Cluster:
     cluster = Cluster(root=root, conf=conf)
     logs, munge_dir = root / "log", root / "munge"
 
+    _write_munge_key(munge_dir / "munge.key")
     key = munge_dir / "munge.key"
-    key.write_bytes(os.urandom(1024))
-    key.chmod(0o400)
     socket_path = munge_dir / "munge.socket"
     cluster.pids["munged"] = _spawn(
-        [_which("munged"), "--foreground", "--force", f"--socket={socket_path}", f"--key-file={key}",
-         f"--pid-file={munge_dir / 'munged.pid'}", f"--seed-file={munge_dir / 'munged.seed'}",
-         f"--log-file={logs / 'munged.log'}"],
+        [
+            _which("munged"),
+            "--foreground",
+            "--force",
+            f"--socket={socket_path}",
+            f"--key-file={key}",
+            f"--pid-file={munge_dir / 'munged.pid'}",
+            f"--seed-file={munge_dir / 'munged.seed'}",
+            f"--log-file={logs / 'munged.log'}",
+        ],
         logs / "munged.out",
     )
     cluster.save()
     _wait_for(socket_path.exists, timeout, "the munge socket", cluster, logs / "munged.log")
 
-    cluster.pids["slurmctld"] = _spawn([_which("slurmctld"), "-D", "-i", "-f", str(conf)], logs / "slurmctld.out")
+    cluster.pids["slurmctld"] = _spawn(
+        [_which("slurmctld"), "-D", "-i", "-f", str(conf)], logs / "slurmctld.out"
+    )
     cluster.save()
-    _wait_for(lambda: cluster.run("scontrol", "ping", check=False).stdout.count("UP") > 0, timeout,
-              "slurmctld to answer", cluster, logs / "slurmctld.log")
+    _wait_for(
+        lambda: cluster.run("scontrol", "ping", check=False).stdout.count("UP") > 0,
+        timeout,
+        "slurmctld to answer",
+        cluster,
+        logs / "slurmctld.log",
+    )
 
-    cluster.pids["slurmd"] = _spawn([_which("slurmd"), "-D", "-f", str(conf), "-N", NODE_NAME], logs / "slurmd.out")
+    cluster.pids["slurmd"] = _spawn(
+        [_which("slurmd"), "-D", "-f", str(conf), "-N", NODE_NAME], logs / "slurmd.out"
+    )
     cluster.save()
-    _wait_for(lambda: cluster.node_state() == "idle", timeout, f"node {NODE_NAME} to be idle", cluster,
-              logs / "slurmd.log")
+    _wait_for(
+        lambda: cluster.node_state() == "idle",
+        timeout,
+        f"node {NODE_NAME} to be idle",
+        cluster,
+        logs / "slurmd.log",
+    )
     return cluster
 
 
@@ -339,13 +508,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export SLURM_CONF={cluster.conf} PATH={cluster.bin_dir}:$PATH")
         return 0
     if not (args.dir / STATE_FILE).exists():
-        print(f"slurm_cluster: error: no running cluster recorded in {args.dir / STATE_FILE}", file=sys.stderr)
+        print(
+            f"slurm_cluster: error: no running cluster recorded in {args.dir / STATE_FILE}", file=sys.stderr
+        )
         return 1
     cluster = Cluster.load(args.dir)
     if args.action == "status":
         for name, pid in cluster.pids.items():
             print(f"{name} pid {pid}: {'running' if _alive(pid, name) else 'not running'}")
         print(f"node {cluster.node}: {cluster.node_state() or 'unreachable'}")
+        for sock in listening_sockets(cluster.processes()):
+            print(f"{sock.program} pid {sock.pid} listens on {sock.protocol} {sock.address}:{sock.port}")
         return 0
     cluster.stop()
     print("stopped")
