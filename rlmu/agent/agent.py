@@ -177,6 +177,9 @@ class Agent:
         self.log_alphas = [
             torch.tensor(sac.init_log_alpha, device=self.device, requires_grad=True) for _ in self.seeds
         ]
+        self._group_params = {"log_alpha": list(self.log_alphas)}
+        for name, net in self.networks.items():
+            self._group_params[name] = list(net.parameters())
         self.target_entropy = (
             float(sac.target_entropy) if sac.target_entropy is not None else -float(action_dim)
         )
@@ -253,11 +256,9 @@ class Agent:
         return nets
 
     def group_params(self, group: str) -> list[torch.Tensor]:
-        """The parameters of one group (a network name, or ``log_alpha``)."""
-        if group == "log_alpha":
-            return list(self.log_alphas)
-        net = self.networks.get(group)
-        return list(net.parameters()) if net is not None else []
+        """The parameters of one group (a network name, or ``log_alpha``). The modules never change after
+        construction, so the lists are built once."""
+        return self._group_params.get(group, [])
 
     def _active_loss_groups(self) -> dict[str, tuple[str, ...]]:
         """Active losses -> parameter groups with parameters. A loss whose only group is a parameter-free

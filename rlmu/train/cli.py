@@ -106,9 +106,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, preempt) -> int:
     from rlmu.schema import CONFIG_FILE, PROGRESS_FILE, RUN_RECORD_FILE, TIMING_FILE
     from rlmu.train import CHECKPOINT_DIR
+    from rlmu.train.config import check_machine
     from rlmu.train.record import read_record
 
     cfgs = load_pack(args.config, args.overrides)
+    check_machine(cfgs)  # the device exists and the pack fits in memory, before any data loads
     seeds = [c.seed for c in cfgs]
     first = cfgs[0]
     if args.run_dir is not None:
@@ -149,8 +151,9 @@ def _train(args: argparse.Namespace, preempt) -> int:
         diverged = any(r["status"] == "diverged" for r in finished.values())
         return DIVERGED_EXIT_CODE if diverged else COMPLETED_EXIT_CODE
     from rlmu.train import CHECKPOINT_FILE
+    from rlmu.train.checkpoint import checkpoint_exists
 
-    if finished and not (pack_dir / CHECKPOINT_DIR / CHECKPOINT_FILE).exists():
+    if finished and not checkpoint_exists(pack_dir / CHECKPOINT_DIR / CHECKPOINT_FILE):
         dirs = ", ".join(str(d) for s, d in zip(seeds, run_dirs, strict=True) if s in finished)
         raise UserError(
             f"seeds {sorted(finished)} of this pack have finished runs ({dirs}) and {pack_dir} holds no checkpoint "

@@ -68,7 +68,14 @@ from rlmu.train import (
     DIVERGED_EXIT_CODE,
     PREEMPTED_EXIT_CODE,
 )
-from rlmu.train.checkpoint import load_checkpoint, save_checkpoint, to_numpy_tree
+from rlmu.train.checkpoint import (
+    TensorSpec,
+    check_tree,
+    checkpoint_exists,
+    load_latest_checkpoint,
+    save_checkpoint,
+    to_numpy_tree,
+)
 from rlmu.train.config import config_diff
 from rlmu.train.record import new_record, now_iso, read_record, write_record
 from rlmu.train.replay import ReplayBuffer, rng_state, set_rng_state
@@ -104,6 +111,13 @@ def render_csv(rows: list[list[str]], columns: tuple[str, ...] = PROGRESS_COLUMN
     w.writerow(columns)
     w.writerows(rows)
     return buf.getvalue()
+
+
+def _specs(tree: Any) -> Any:
+    """The shapes and dtypes of a nested dict of tensors, as ``check_tree`` expects them."""
+    if isinstance(tree, dict):
+        return {k: _specs(v) for k, v in tree.items()}
+    return TensorSpec.like(tree)
 
 
 class Preempted(Exception):
@@ -364,25 +378,46 @@ class Trainer:
         save_checkpoint(self.ckpt_path, payload)
 
     def _load(self) -> dict[str, Any] | None:
-        """The pack's checkpoint, checked against this pack, or None. A checkpoint that cannot be used is a
-        ``UserError`` naming the file, raised before any run directory is written."""
-        if not self.ckpt_path.exists():
+        """The pack's checkpoint (the latest generation that passes its checksum and fits this pack, else the
+        previous one), or None. A pack checkpoint of other seeds or another config is a ``UserError``; when
+        no generation can be used, a ``UserError`` names each file and why. Both are raised before any run
+        directory is written, so the runs' status is left as it was."""
+        if not checkpoint_exists(self.ckpt_path):
             return None
         try:
-            ckpt = load_checkpoint(self.ckpt_path)
+            ckpt, used, warnings = load_latest_checkpoint(self.ckpt_path, self._validate_checkpoint)
         except CheckpointError as exc:
             raise UserError(
                 f"{exc}; the runs were left as they were (use --restart to train them anew)"
             ) from None
-        if ckpt.get("kind") != CHECKPOINT_KIND or "seeds" not in ckpt:
-            raise UserError(f"{self.ckpt_path}: not a seed-pack checkpoint")
+        for w in warnings:
+            self._log(f"warning: {w}; resuming from {used}")
         if list(ckpt["seeds"]) != self.seeds:
             raise UserError(
-                f"{self.ckpt_path} holds the pack of seeds {list(ckpt['seeds'])}, this pack is {self.seeds}: "
+                f"{used} holds the pack of seeds {list(ckpt['seeds'])}, this pack is {self.seeds}: "
                 "train each seed set in its own pack directory (or use --restart)"
             )
         self._check_same_config(ckpt["config"])
         return ckpt
+
+    def _validate_checkpoint(self, ckpt: dict[str, Any], path: Path) -> None:
+        """What ``_restore`` relies on, checked before anything is restored (``load_latest_checkpoint`` falls
+        back to the previous generation when this raises). Another seed set or config is left to ``_load``:
+        it is the user's mistake, not a damaged file."""
+        if ckpt.get("kind") != CHECKPOINT_KIND or "seeds" not in ckpt:
+            raise CheckpointError(f"{path}: not a seed-pack checkpoint")
+        for key in ("config", "trainer", "members", "agent"):
+            if key not in ckpt:
+                raise CheckpointError(f"{path}: checkpoint has no {key!r}")
+        if list(ckpt["seeds"]) != self.seeds:
+            return
+        if not isinstance(ckpt["members"], list) or len(ckpt["members"]) != len(self.members):
+            raise CheckpointError(f"{path}: does not hold one state per member of the pack {self.seeds}")
+        expected = self.agent.state_dict()
+        agent = ckpt["agent"] if isinstance(ckpt["agent"], dict) else {}
+        want = {"networks": _specs(expected["networks"]), "log_alpha": TensorSpec.like(expected["log_alpha"])}
+        got = {"networks": agent.get("networks"), "log_alpha": agent.get("log_alpha")}
+        check_tree({"agent": want}, {"agent": got}, path)
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         try:
