@@ -139,6 +139,80 @@ def test_profile_retries_a_preempted_job(cluster, tmp_path):
     assert comp.count("JobState=FAILED") == 1 and comp.count("JobState=COMPLETED") >= 3
 
 
+PACK_RLMU = r'''#!{python}
+"""Stand-in for `rlmu train`: writes each member's run.json (with its pack) and logs its arguments."""
+import json, os, sys
+from pathlib import Path
+import yaml
+args = sys.argv[1:]
+with open(os.environ["FAKE_RLMU_LOG"], "a") as f:
+    f.write(" ".join(args) + "\n")
+kv = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+seeds = yaml.safe_load(kv["seeds"])
+runs = Path(args[args.index("--runs-dir") + 1])
+for seed in seeds:
+    (runs / f"seed_{{seed}}").mkdir(parents=True, exist_ok=True)
+    (runs / f"seed_{{seed}}" / "run.json").write_text(json.dumps({{"status": "completed", "pack": seeds}}))
+'''
+
+
+def test_pack_job_gets_the_studys_cpus(cluster, tmp_path):
+    """A seed pack is one Slurm job with resources.train.threads CPUs (the renderers'), through the profile."""
+    import yaml
+
+    fake = tmp_path / "bin" / "rlmu"
+    fake.parent.mkdir()
+    fake.write_text(PACK_RLMU.format(python=sys.executable))
+    fake.chmod(0o755)
+    log = tmp_path / "calls.log"
+    cpus = 2
+    cfg = {
+        "study": "slurmpacks",
+        "seeds": [0, 1, 2],
+        "pack_size": 3,
+        "device": "cpu",
+        "rlmu_command": str(fake),
+        "tasks": {"acrobot": {"variants": ["sac"], "data": {}, "train": {"epochs": 1}}},
+        "stats": {},
+        "container": {"enabled": False},
+        "resources": {
+            k: {"threads": cpus if k == "train" else 1, "mem_mb": 500, "runtime": 10}
+            for k in ("data", "train", "report", "container")
+        },
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(cfg))
+    targets = [f"results/slurmpacks/runs/acrobot/sac/seed_{s}/run.json" for s in (0, 1, 2)]
+    cmd = [
+        "timeout",
+        "-k",
+        "10",
+        "300",
+        SNAKEMAKE,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--profile",
+        str(ROOT / "profiles/slurm-test"),
+        *targets,
+        "--configfile",  # after the targets: --configfile takes every argument up to the next option
+        "study.yaml",
+    ]
+    env = {**cluster.env, "FAKE_RLMU_LOG": str(log)}
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=330)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    calls = log.read_text().splitlines()
+    assert (
+        len(calls) == 1
+        and "seeds=[0,1,2]" in calls[0]
+        and "--pack-dir results/slurmpacks/packs/acrobot/sac/seeds_0-1-2" in calls[0]
+    )
+    comp = [
+        line
+        for line in (cluster.root / "log/jobcomp.txt").read_text().splitlines()
+        if f"WorkDir={tmp_path}" in line
+    ]
+    assert len(comp) == 1 and "JobState=COMPLETED" in comp[0] and f"ProcCnt={cpus}" in comp[0], comp
+
+
 def _rlmu_ready() -> str | None:
     rlmu = Path(sys.executable).with_name("rlmu")
     for sub in (["train", "--help"], ["data", "generate", "--help"], ["report", "--help"]):

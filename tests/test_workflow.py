@@ -136,7 +136,8 @@ def _study(tmp_path, edit=None, name="study.yaml") -> Path:
 
 
 def test_pack_jobs_train_their_seeds_and_output_their_members_run_records(tmp_path):
-    """Seeds are chunked in list order; a task's pack_size overrides the study's; outputs are run.json files."""
+    """Seeds are chunked in list order (each pack sorted); a task's pack_size overrides the study's;
+    a pack's outputs are its members' run.json files."""
 
     def edit(cfg):
         cfg["seeds"], cfg["pack_size"] = [4, 2, 7, 0, 9, 1, 3], 3
@@ -146,7 +147,7 @@ def test_pack_jobs_train_their_seeds_and_output_their_members_run_records(tmp_pa
     study = _study(tmp_path, edit)
     out = snakemake("-n", "-p", "--configfile", str(study), "--directory", str(tmp_path))
     assert out.returncode == 0, out.stderr + out.stdout
-    expected = {("acrobot", v, p) for v in ("sac", "rlmu") for p in ((4, 2, 7), (0, 9, 1), (3,))} | {
+    expected = {("acrobot", v, p) for v in ("sac", "rlmu") for p in ((2, 4, 7), (0, 1, 9), (3,))} | {
         ("push", "rlv", (0, 1)),
         ("push", "rlv", (2,)),
     }

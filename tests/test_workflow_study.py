@@ -39,7 +39,8 @@ def quick(**top):
 
 
 def test_seeds_are_chunked_in_list_order():
-    assert study.form_packs([5, 3, 9, 0, 1], 2, {}) == [(5, 3), (9, 0), (1,)]
+    # Chunks of the list in its order; each pack's seeds sorted, as rlmu train records them.
+    assert study.form_packs([5, 3, 9, 0, 1], 2, {}) == [(3, 5), (0, 9), (1,)]
     assert study.form_packs([0, 1, 2], 10, {}) == [(0, 1, 2)]
     assert study.form_packs([0, 1, 2], 1, {}) == [(0,), (1,), (2,)]
 
@@ -61,7 +62,7 @@ def _record(root: Path, task: str, variant: str, seed: int, record) -> Path:
 def test_packs_read_the_pack_recorded_in_run_json(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = study.check_study(quick(seeds=[0, 1, 2, 3, 4], pack_size=2), "quick.yaml")
-    _record(tmp_path, "acrobot", "sac", 0, {"status": "completed", "pack": [0, 1, 2]})
+    _record(tmp_path, "acrobot", "sac", 0, {"status": "completed", "pack": [2, 0, 1]})
     _record(tmp_path, "acrobot", "sac", 4, {"status": "completed"})  # an older run: a pack of one
     by_variant = {}
     for p in study.packs(cfg):

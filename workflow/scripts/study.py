@@ -340,19 +340,20 @@ class Pack:
 def form_packs(
     seeds: Iterable[int], pack_size: int, recorded: Mapping[int, tuple[int, ...]]
 ) -> list[tuple[int, ...]]:
-    """Packs of ``seeds``: recorded packs first (in order of their first seed), then the rest in chunks.
+    """Packs of ``seeds``: recorded packs first (in seed-list order), then the rest in chunks.
 
     ``recorded`` maps a seed with a run record to the pack recorded in it. Seeds not in any recorded
-    pack are chunked in list order into packs of ``pack_size`` (the last may be smaller).
+    pack are chunked in list order into packs of ``pack_size`` (the last may be smaller). A pack's seeds
+    are sorted, as `rlmu train` sorts them (its run records and its default pack directory).
     """
     seeds = list(seeds)
     packs: list[tuple[int, ...]] = []
     for s in seeds:
-        if s in recorded and recorded[s] not in packs:
-            packs.append(recorded[s])
+        if s in recorded and tuple(sorted(recorded[s])) not in packs:
+            packs.append(tuple(sorted(recorded[s])))
     taken = {s for p in packs for s in p}
     rest = [s for s in seeds if s not in taken]
-    packs += [tuple(rest[i : i + pack_size]) for i in range(0, len(rest), pack_size)]
+    packs += [tuple(sorted(rest[i : i + pack_size])) for i in range(0, len(rest), pack_size)]
     return packs
 
 
@@ -374,7 +375,7 @@ def recorded_pack(path: Path, seed: int) -> tuple[int, ...] | None:
         or len(set(pack)) != len(pack)
     ):
         raise PlanError(f'{path}: "pack" must be a list of distinct seeds including {seed}, got {pack!r}')
-    return tuple(pack)
+    return tuple(sorted(pack))
 
 
 def packs(config: Mapping[str, Any]) -> list[Pack]:
