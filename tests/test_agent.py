@@ -90,17 +90,22 @@ def params(agent):
 
 
 def member_params(agent, k):
-    """Member k's parameters (target critic included) under pack-independent names: a member module's
-    (``members.{k}.``) or row k of a stacked one (the critics' rows k and K + k: Q1, Q2)."""
+    """Member k's parameters (target critic included) under names that do not depend on the pack: entry i
+    of a ``members`` list belongs to member i % K (the critics' lists hold the Q1s, then the Q2s) and is
+    named by i // K; a tensor without one is stacked, member k's row(s) k, K + k, ..."""
+    n_members = agent.n_members
     out = {"log_alpha": agent.log_alpha.detach()[k].clone()}
     for n, net in agent.networks.items():
         for name, p in net.named_parameters():
-            if name.startswith("members."):
-                _, index, rest = name.split(".", 2)
-                if int(index) == k:
-                    out[f"{n}.{rest}"] = p.detach().clone()
+            parts = name.split(".")
+            at = [j for j, part in enumerate(parts[:-1]) if part == "members"]
+            if at:
+                i = int(parts[at[-1] + 1])
+                if i % n_members == k:
+                    parts[at[-1] + 1] = str(i // n_members)
+                    out[f"{n}.{'.'.join(parts)}"] = p.detach().clone()
             else:
-                out[f"{n}.{name}"] = p.detach()[k :: agent.n_members].clone()
+                out[f"{n}.{name}"] = p.detach()[k::n_members].clone()
     return out
 
 
@@ -161,9 +166,13 @@ def test_pack_members_are_their_seeds_and_bad_seeds_are_rejected():
     a, b = make_agent("rlmu", seeds=(5, 7)), make_agent("rlmu", seeds=(7,))
     pa, pb = member_params(a, 1), member_params(b, 0)
     assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
-    assert not torch.equal(member_params(a, 0)["actor.net.layers.0.weight"], pa["actor.net.layers.0.weight"])
+    assert not torch.equal(
+        member_params(a, 0)["actor.net.layers.0.members.0.weight"], pa["actor.net.layers.0.members.0.weight"]
+    )
     # the target critic starts as the critic, and the global generator is left as it was
-    assert torch.equal(pa["critic_target.q.layers.0.weight"], pa["critic.q.layers.0.weight"])
+    assert torch.equal(
+        pa["critic_target.q.layers.0.members.0.weight"], pa["critic.q.layers.0.members.0.weight"]
+    )
     state = torch.random.get_rng_state()
     make_agent(seeds=(1, 2))
     assert torch.equal(state, torch.random.get_rng_state())
@@ -221,9 +230,11 @@ def test_update_returns_every_active_loss_per_member(variant, losses):
     assert not torch.equal(
         before["encoder.members.0.convs.0.weight"], after["encoder.members.0.convs.0.weight"]
     )
-    assert not torch.equal(before["actor.net.layers.0.weight"], after["actor.net.layers.0.weight"])
+    assert not torch.equal(
+        before["actor.net.layers.0.members.0.weight"], after["actor.net.layers.0.members.0.weight"]
+    )
     # Polyak: the target moved by tau towards the (pre-update) critic, not onto it
-    k, tau = "q.layers.0.weight", agent.cfg.sac.tau
+    k, tau = "q.layers.0.members.0.weight", agent.cfg.sac.tau
     expected = before[f"critic_target.{k}"].lerp(after[f"critic.{k}"], tau)
     assert torch.allclose(after[f"critic_target.{k}"], expected, atol=1e-7)
     assert not torch.equal(after[f"critic_target.{k}"], after[f"critic.{k}"])
@@ -472,7 +483,7 @@ def test_summed_mode_differs_for_rlv():
     enc = "encoder.members.0.convs.0.weight"
     assert not torch.allclose(pa[enc], pb[enc])  # four losses' gradients: four Adam states or one sum
     assert torch.equal(
-        pa["actor.net.layers.0.weight"], pb["actor.net.layers.0.weight"]
+        pa["actor.net.layers.0.members.0.weight"], pb["actor.net.layers.0.members.0.weight"]
     )  # one loss either way
 
 

@@ -70,26 +70,25 @@ def test_state_encoder_is_identity_and_bad_shapes_rejected():
 
 @pytest.mark.parametrize(("in_dim", "hidden", "out_dim"), [(7, (32, 32), 1), (6, (16,), 3), (9, (), 2)])
 def test_pack_mlp_is_its_members_mlps(in_dim, hidden, out_dim):
-    """Member k's slice of a pack MLP is member k's nn.Sequential on member k's rows: values and gradients
-    (the one-output-unit layer is a row-wise product, the others one baddbmm)."""
+    """A pack MLP's parameters are its members' own layers, and member k's slice is member k's
+    nn.Sequential on member k's rows: values, input and parameter gradients (the one-output-unit layer is a
+    row-wise product, the others one baddbmm)."""
     nets = members(3, in_dim, hidden, out_dim)
     pack = PackMLP(nets)
     x = torch.randn(3, 5, in_dim, requires_grad=True)
     out = pack(x)
     assert out.shape == (3, 5, out_dim)
-    for k, net in enumerate(nets):
-        assert torch.allclose(out[k], net(x[k]), atol=1e-6)
     upstream = torch.randn_like(out)
-    grads = torch.autograd.grad(out, [x, *pack.parameters()], upstream)
-    ref_x = x.detach().clone().requires_grad_(True)
     for k, net in enumerate(nets):
-        ref = torch.autograd.grad(net(ref_x[k]), [ref_x, *net.parameters()], upstream[k])
-        assert torch.allclose(grads[0][k], ref[0][k], atol=1e-6)
         linears = [m for m in net if isinstance(m, torch.nn.Linear)]
-        for i, layer in enumerate(pack.layers):
-            assert torch.equal(layer.weight[k].detach(), linears[i].weight.detach())  # the members' init
-            assert torch.allclose(grads[1 + 2 * i][k], ref[1 + 2 * i], atol=1e-6)  # weight
-            assert torch.allclose(grads[2 + 2 * i][k], ref[2 + 2 * i], atol=1e-6)  # bias
+        assert all(layer.members[k] is linear for layer, linear in zip(pack.layers, linears, strict=True))
+        assert torch.allclose(out[k], net(x[k]), atol=1e-6)
+        own = list(net.parameters())
+        got = torch.autograd.grad(out, [x, *own], upstream, retain_graph=True)
+        ref = torch.autograd.grad(net(x[k]), [x, *own], upstream[k])
+        assert torch.allclose(got[0][k], ref[0][k], atol=1e-6)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got[1:], ref[1:], strict=True))
+    assert len(list(pack.parameters())) == sum(len(list(net.parameters())) for net in nets)
 
 
 def test_detached_parameters_pass_the_gradient_to_the_input_only():
@@ -97,14 +96,16 @@ def test_detached_parameters_pass_the_gradient_to_the_input_only():
     x = torch.randn(2, 5, 4, requires_grad=True)
     out = layer(x, detach_params=True)
     assert torch.equal(out, layer(x))
-    gx, gw, gb = torch.autograd.grad(out.sum(), [x, layer.weight, layer.bias], allow_unused=True)
-    assert gx is not None and gx.abs().sum() > 0 and gw is None and gb is None
+    params = list(layer.parameters())
+    gx, *gp = torch.autograd.grad(out.sum(), [x, *params], allow_unused=True)
+    assert gx is not None and gx.abs().sum() > 0 and len(gp) == 4 and all(g is None for g in gp)
 
 
 def test_actor_bounds_log_std_clip_and_log_prob():
     actor = Actor(members(2, 5, (8,), 6), log_std_min=-1.0, log_std_max=0.5)
     with torch.no_grad():
-        actor.net.layers[-1].bias.copy_(torch.tensor([[0.0, 0.0, 0.0, 100.0, -100.0, 0.0]] * 2))
+        for member in actor.net.layers[-1].members:
+            member.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 100.0, -100.0, 0.0]))
     feats = torch.randn(2, 7, 5)
     mean, log_std = actor(feats)
     assert mean.shape == log_std.shape == (2, 7, 3)
