@@ -146,6 +146,8 @@ from pathlib import Path
 import yaml
 args = sys.argv[1:]
 with open(os.environ["FAKE_RLMU_LOG"], "a") as f:
+    # What the job was given: its Slurm CPUs and GPUs, then the command line.
+    f.write(f"cpus={{os.environ.get('SLURM_CPUS_PER_TASK')}} gpus={{os.environ.get('SLURM_GPUS_ON_NODE')}} ")
     f.write(" ".join(args) + "\n")
 kv = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
 seeds = yaml.safe_load(kv["seeds"])
@@ -156,8 +158,8 @@ for seed in seeds:
 '''
 
 
-def test_pack_job_gets_the_studys_cpus(cluster, tmp_path):
-    """A seed pack is one Slurm job with resources.train.threads CPUs (the renderers'), through the profile."""
+def test_pack_job_gets_one_gpu_and_the_studys_cpus(cluster, tmp_path):
+    """A seed pack is one Slurm job with one GPU and resources.train.threads CPUs (its renderers')."""
     import yaml
 
     fake = tmp_path / "bin" / "rlmu"
@@ -176,7 +178,12 @@ def test_pack_job_gets_the_studys_cpus(cluster, tmp_path):
         "stats": {},
         "container": {"enabled": False},
         "resources": {
-            k: {"threads": cpus if k == "train" else 1, "mem_mb": 500, "runtime": 10}
+            k: {
+                "threads": cpus if k == "train" else 1,
+                "mem_mb": 500,
+                "runtime": 10,
+                "gpu": int(k == "train"),
+            }
             for k in ("data", "train", "report", "container")
         },
     }
@@ -200,6 +207,7 @@ def test_pack_job_gets_the_studys_cpus(cluster, tmp_path):
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=330)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     calls = log.read_text().splitlines()
+    assert calls[0].startswith(f"cpus={cpus} gpus=1 "), calls
     assert (
         len(calls) == 1
         and "seeds=[0,1,2]" in calls[0]

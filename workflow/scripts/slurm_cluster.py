@@ -64,6 +64,7 @@ REQUIRED_BINARIES = (
     "unshare",
     "hostname",
 )
+PLACEHOLDER_GPUS = 1  # gres gpu on /dev/null: GPU requests can be scheduled and checked, not used
 HOST_NAME = "localhost"  # the host name inside the daemons' UTS namespaces: resolves to 127.0.0.1
 STATE_FILE = "cluster.json"  # PIDs and paths of a running cluster (read by ``stop``)
 
@@ -155,11 +156,18 @@ KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=60
 SlurmdTimeout=60
-NodeName={NODE_NAME} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
+# One placeholder GPU (gres.conf: File=/dev/null), so jobs that ask for a GPU (sbatch --gpus=1) are
+# scheduled and see SLURM_GPUS_ON_NODE=1; no program can compute on it.
+GresTypes=gpu
+NodeName={NODE_NAME} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs={cpus} RealMemory={mem_mb} Gres=gpu:{PLACEHOLDER_GPUS} State=UNKNOWN
 PartitionName={PARTITION} Nodes={NODE_NAME} Default=YES MaxTime=INFINITE State=UP
 """
     path = root / "slurm.conf"
     path.write_text(conf)
+    # slurmd reads gres.conf from the directory of its slurm.conf.
+    (root / "gres.conf").write_text(
+        f"NodeName={NODE_NAME} Name=gpu File=/dev/null Count={PLACEHOLDER_GPUS}\n"
+    )
     _write_srun_wrapper(root / "bin", path)
     return path
 
