@@ -41,6 +41,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import torch
@@ -48,7 +49,7 @@ from torch import nn
 
 import rlmu  # noqa: F401  (registers the rlmu/ environments, sets MUJOCO_GL)
 from rlmu.tasks import get_task
-from rlmu.train.config import load_config
+from rlmu.train.cli import load_pack
 from rlmu.train.trainer import Trainer
 
 TASKS = ("push", "acrobot")
@@ -142,45 +143,63 @@ class SB3Side:
 
 # -------------------------------------------------------------------------------------------------- ours
 class OurSide:
-    def __init__(self, task: str, hidden: tuple[int, ...], args):
-        cfg = load_config(
-            None,
-            [
-                f"task={task}",
-                "variant=sac",
-                "seed=0",
-                "epochs=1000",
-                f"random_steps={args.warmup}",
-                f"replay_size={args.replay}",
-                "torch_threads=1",
-                "device=cpu",
-                "image_size=48",
-                f"agent.sac.hidden=[{','.join(map(str, hidden))}]",
-            ],
+    """A seed pack of ``pack`` members of ``variant`` (``Trainer._env_step``: every member acts, steps its
+    environment, stores the transition, and the pack takes one update)."""
+
+    seeds_per_step: int
+
+    def __init__(self, task: str, hidden: tuple[int, ...], args, *, variant="sac", pack=1, data=None):
+        overrides = [
+            f"task={task}",
+            f"variant={variant}",
+            "seeds=[" + ",".join(str(s) for s in range(pack)) + "]",
+            "epochs=1000",
+            f"random_steps={args.warmup}",
+            f"replay_size={args.replay}",
+            "torch_threads=1",
+            "device=cpu",
+            "image_size=48",
+            f"agent.sac.hidden=[{','.join(map(str, hidden))}]",
+        ]
+        if data is not None:
+            overrides += [f"data.observations={data}", "agent.rlv.paired=false"]
+        cfgs = load_pack(None, overrides)
+        assert cfgs[0].agent.sac.batch_size == 256 and cfgs[0].agent.sac.hidden == tuple(hidden)
+        assert cfgs[0].updates_per_step == 1
+        root = Path(tempfile.mkdtemp(prefix="rlmu_throughput_"))
+        self.trainer = Trainer(
+            cfgs, [root / f"seed_{c.seed}" for c in cfgs], root / "pack", log=lambda msg: None, progress=False
         )
-        assert cfg.agent.sac.batch_size == 256 and cfg.agent.sac.hidden == tuple(hidden)
-        assert cfg.updates_per_step == 1
-        self.trainer = Trainer(cfg, tempfile.mkdtemp(prefix="rlmu_throughput_"), log=lambda msg: None)
-        self.obs = None
+        self.seeds_per_step = pack
+        for m in self.trainer.members:
+            m.run_dir.mkdir(parents=True)
         self.steps(args.warmup + 10)  # random warm-up, then 10 updates
-        assert self.trainer.state["updates"] >= 10
+        assert self.trainer.state.updates >= 10
 
     def steps(self, n: int) -> None:
         for _ in range(n):
-            self.obs = self.trainer._env_step(self.obs)
+            self.trainer._env_step()
+
+
+def acrobot_videos(directory: Path) -> Path:
+    """A small observation-video file of Acrobot's medium-quality demonstrator (the RLV cases)."""
+    from rlmu.data.format import save_video_dataset
+    from rlmu.data.generate import generate_videos
+
+    path = directory / "acrobot_obs.npz"
+    save_video_dataset(path, generate_videos("acrobot", n_transitions=2000, quality="medium", seed=0))
+    return path
 
 
 # ------------------------------------------------------------------------------------------------- main
-def bench_task(task: str, hidden: tuple[int, ...], args) -> dict:
-    chunk = args.chunk_pixels if get_task(task).pixels else args.chunk_state
-    ours, sb3 = OurSide(task, hidden, args), SB3Side(task, hidden, args)
-    label = f"{task} {'x'.join(map(str, hidden))}"
-    sides = {"ours": ours, "sb3": sb3}
-    wall = {"ours": 0.0, "sb3": 0.0}
-    cpu = {"ours": 0.0, "sb3": 0.0}
-    round_ratios = []
+def bench(label: str, sides: dict, chunk: int, args) -> dict:
+    """Alternating rounds over ``sides`` (the order rotates every round); per-seed env steps/s of each."""
+    names = list(sides)
+    wall = dict.fromkeys(names, 0.0)
+    cpu = dict.fromkeys(names, 0.0)
+    rounds: list[dict[str, float]] = []
     for r in range(args.rounds):
-        order = ("ours", "sb3") if r % 2 == 0 else ("sb3", "ours")
+        order = names[r % len(names) :] + names[: r % len(names)]
         this = {}
         for name in order:
             w0, c0 = time.perf_counter(), time.process_time()
@@ -188,41 +207,54 @@ def bench_task(task: str, hidden: tuple[int, ...], args) -> dict:
             this[name] = time.perf_counter() - w0
             wall[name] += this[name]
             cpu[name] += time.process_time() - c0
-        round_ratios.append(this["sb3"] / this["ours"])
+        rounds.append({k: chunk * getattr(sides[k], "seeds_per_step", 1) / v for k, v in this.items()})
         print(
-            f"  {label} round {r + 1}/{args.rounds}: ours {chunk / this['ours']:6.1f} steps/s, "
-            f"sb3 {chunk / this['sb3']:6.1f} steps/s (load {load()})",
+            f"  {label} round {r + 1}/{args.rounds}: "
+            + ", ".join(f"{k} {rounds[-1][k]:6.1f}" for k in names)
+            + f" per-seed steps/s (load {load()})",
             flush=True,
         )
     n = chunk * args.rounds
-    return {
-        "task": label,
-        "steps": n,
-        "ours_wall": n / wall["ours"],
-        "sb3_wall": n / wall["sb3"],
-        "ours_cpu": n / cpu["ours"],
-        "sb3_cpu": n / cpu["sb3"],
-        "median_ratio": statistics.median(round_ratios),
-        "ours_bpt": ours.trainer.replay.bytes_per_transition,
-        "sb3_bpt": sb3_bytes_per_transition(sb3.model),
-    }
+    out = {"label": label, "steps": n, "sides": {}}
+    for k in names:
+        per = getattr(sides[k], "seeds_per_step", 1)
+        out["sides"][k] = {"wall": per * n / wall[k], "cpu": per * n / cpu[k]}
+    out["rounds"] = rounds
+    return out
+
+
+def ratio_line(result: dict, a: str, b: str) -> str:
+    ra = result["sides"][a]["wall"] / result["sides"][b]["wall"]
+    rc = result["sides"][a]["cpu"] / result["sides"][b]["cpu"]
+    med = statistics.median(r[a] / r[b] for r in result["rounds"])
+    return f" {result['label']:26s} | {a:>9s} / {b:<9s} | {ra:5.2f}x | {med:5.2f}x | {rc:5.2f}x"
+
+
+def study_hours(config: Path, rates: dict[str, float], parallel: int) -> float:
+    """Wall hours of a study config at per-seed rates {"sac": steps/s, "rlv": steps/s} with ``parallel``
+    processes (one per core); VIRL variants count at the SAC rate, every RLV-family variant at the RLV rate."""
+    import yaml
+
+    study = yaml.safe_load(config.read_text())
+    seed_steps = {"sac": 0, "rlv": 0}
+    for spec in study["tasks"].values():
+        seeds = len(spec.get("seeds", study["seeds"]))
+        steps = spec["train"]["epochs"] * spec["train"]["steps_per_epoch"] * seeds
+        for v in spec["variants"]:
+            seed_steps["sac" if v == "sac" or v.startswith("virl") else "rlv"] += steps
+    return sum(seed_steps[k] / rates[k] for k in seed_steps) / parallel / 3600
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tasks", nargs="*", help=f"any of {' '.join(TASKS)} (default: both)")
-    ap.add_argument("--rounds", type=int, default=4, help="alternating [ours, SB3] measurement rounds")
-    ap.add_argument("--chunk-pixels", type=int, default=10, help="env steps per side per round, push")
-    ap.add_argument("--chunk-state", type=int, default=50, help="env steps per side per round, acrobot")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating measurement rounds")
+    ap.add_argument("--chunk-pixels", type=int, default=6, help="env steps per side per round, push")
+    ap.add_argument("--chunk-state", type=int, default=30, help="env steps per side per round, acrobot")
     ap.add_argument("--warmup", type=int, default=300, help="random steps before learning (>= 256)")
     ap.add_argument("--replay", type=int, default=10_000, help="replay capacity, both sides")
-    ap.add_argument(
-        "--acrobot-hidden",
-        nargs="+",
-        type=parse_hidden,
-        default=[(512, 256, 256), (256, 256)],
-        help="actor/critic MLP widths for acrobot, one case each (default: 512,256,256 256,256)",
-    )
+    ap.add_argument("--pack", type=int, default=10, help="pack size of the Acrobot packs")
+    ap.add_argument("--pixel-pack", type=int, default=4, help="pack size of the pixel pack")
     args = ap.parse_args()
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:
@@ -231,31 +263,64 @@ def main() -> None:
         ap.error("--warmup must be >= 256 (the batch size) so that both sides sample full batches")
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread; load average {load()}", flush=True)
-    cases = [
-        (t, h)
-        for t in (args.tasks or TASKS)
-        for h in (args.acrobot_hidden if t == "acrobot" else [(512, 256, 256)])
-    ]
-    results = [bench_task(t, h, args) for t, h in cases]
-    print(
-        f"\nSAC env steps/s incl. one update per step (batch 256, 1 torch thread), {args.rounds} "
-        f"alternating rounds; load average at the end {load()}"
-    )
-    print(
-        " task (MLP)          | steps | ours wall | SB3 wall | ratio | median round | ours cpu | SB3 cpu | ratio "
-        "| replay B/transition ours | SB3"
-    )
-    print(
-        "---------------------+-------+-----------+----------+-------+--------------+----------+---------+-------"
-        "+--------------------------+-------"
-    )
+    tasks = args.tasks or TASKS
+    results, lines = [], []
+    k = args.pack
+    if "acrobot" in tasks:
+        h = (256, 256)
+        r = bench(
+            "acrobot sac 256x256",
+            {"pack1": OurSide("acrobot", h, args), f"pack{k}": OurSide("acrobot", h, args, pack=k),
+             "sb3": SB3Side("acrobot", h, args)},
+            args.chunk_state,
+            args,
+        )  # fmt: skip
+        results.append(r)
+        lines += [
+            ratio_line(r, f"pack{k}", "sb3"),
+            ratio_line(r, "pack1", "sb3"),
+            ratio_line(r, f"pack{k}", "pack1"),
+        ]
+        data = acrobot_videos(Path(tempfile.mkdtemp(prefix="rlmu_throughput_data_")))
+        r2 = bench(
+            "acrobot rlv_nopair 256x256",
+            {"pack1": OurSide("acrobot", h, args, variant="rlv_nopair", data=data),
+             f"pack{k}": OurSide("acrobot", h, args, variant="rlv_nopair", pack=k, data=data)},
+            max(1, args.chunk_state // 2),
+            args,
+        )  # fmt: skip
+        results.append(r2)
+        lines.append(ratio_line(r2, f"pack{k}", "pack1"))
+    if "push" in tasks:
+        h = (512, 256, 256)
+        kp = args.pixel_pack
+        r3 = bench(
+            "push 48px sac 512x256x256",
+            {"pack1": OurSide("push", h, args), f"pack{kp}": OurSide("push", h, args, pack=kp),
+             "sb3": SB3Side("push", h, args)},
+            args.chunk_pixels,
+            args,
+        )  # fmt: skip
+        results.append(r3)
+        lines += [ratio_line(r3, "pack1", "sb3"), ratio_line(r3, f"pack{kp}", "pack1")]
+    print(f"\nPer-seed env steps/s incl. one update per step (batch 256, 1 torch thread), {args.rounds} "
+          f"rotating rounds; load average at the end {load()}")  # fmt: skip
     for r in results:
-        print(
-            f" {r['task']:19s} | {r['steps']:5d} | {r['ours_wall']:9.1f} | {r['sb3_wall']:8.1f} | "
-            f"{r['ours_wall'] / r['sb3_wall']:4.2f}x | {r['median_ratio']:11.2f}x | {r['ours_cpu']:8.1f} | "
-            f"{r['sb3_cpu']:7.1f} | {r['ours_cpu'] / r['sb3_cpu']:4.2f}x | {r['ours_bpt']:24.0f} | "
-            f"{r['sb3_bpt']:.0f}"
-        )
+        print(f" {r['label']:26s} | " + " | ".join(
+            f"{name} {v['wall']:6.1f} wall, {v['cpu']:6.1f} cpu" for name, v in r["sides"].items()))  # fmt: skip
+    print("\n case                       | ratio                 | wall  | median round | cpu")
+    for line in lines:
+        print(line)
+    if "acrobot" in tasks:
+        cfg = Path(__file__).resolve().parents[1] / "config" / "acrobot.yaml"
+        before = {"sac": results[0]["sides"]["pack1"]["wall"], "rlv": results[1]["sides"]["pack1"]["wall"]}
+        after = {
+            "sac": results[0]["sides"][f"pack{k}"]["wall"],
+            "rlv": results[1]["sides"][f"pack{k}"]["wall"],
+        }
+        print("\nconfig/acrobot.yaml on this machine (2 cores, two jobs at a time), at the measured rates:")
+        print(f"  one seed per process: {study_hours(cfg, before, 2):5.1f} h")
+        print(f"  packs of {k}:          {study_hours(cfg, after, 2):5.1f} h")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,8 @@ class Encoder(nn.Module):
         self.obs_shape = tuple(int(s) for s in obs_shape)
         self.is_pixel = len(self.obs_shape) == 3
         self.channels_last = channels_last
+        # None: member by member on the CPU (pack-invariant), grouped elsewhere; True / False force a path.
+        self.grouped: bool | None = None
         if self.is_pixel:
             if members is None:
                 members = [ConvEncoder(self.obs_shape, channels, kernel, pool) for _ in range(n_members)]
@@ -147,7 +149,8 @@ class Encoder(nn.Module):
         """(K, B, C, H, W) uint8 -> (K, B, repr_dim) float; (K, B, D) -> (K, B, D) float."""
         if not self.is_pixel:
             return obs.float()
-        if obs.device.type == "cpu":
+        grouped = self.grouped if self.grouped is not None else obs.device.type != "cpu"
+        if not grouped:
             return torch.stack(
                 [enc(scale_frames(x, self.channels_last)) for enc, x in zip(self.members, obs, strict=True)]
             )
