@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_resume import REPO, n_rows, preempt_at, write_acrobot_videos
+from test_trainer import push_data  # noqa: F401  (fixture)
 
 from rlmu.errors import UserError
 from rlmu.train import DIVERGED_EXIT_CODE, PREEMPTED_EXIT_CODE
@@ -183,3 +184,21 @@ def test_pack_kill9_and_sigterm_resume_exactly(tmp_path):
         assert again.returncode == 0, again.stderr
         for s in (1, 4):
             assert (root / f"seed_{s}" / "progress.csv").read_bytes() == expected[s], (how, s)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["sac", "rlv"])
+def test_a_pixel_seed_gives_the_same_csv_alone_and_in_any_pack(tmp_path, push_data, variant):  # noqa: F811
+    obs, paired = push_data
+    ov = [
+        "task=push", f"variant={variant}", "epochs=2", "steps_per_epoch=25", "random_steps=15",
+        "eval_episodes=1", "agent.sac.hidden=[32]", "agent.sac.batch_size=64", "agent.rlv.obs_batch_size=64",
+        f"data.observations={obs}", f"data.paired={paired}",
+    ]  # fmt: skip
+    csvs = []
+    for seeds in ([3], [1, 3], [3, 4, 5, 6]):
+        root = tmp_path / "-".join(map(str, seeds))
+        assert _train_pack(root, seeds, ov)[0] == 0
+        csvs.append((root / "seed_3" / "progress.csv").read_bytes())
+    assert csvs[0] == csvs[1] == csvs[2]
+    assert (tmp_path / "1-3" / "seed_1" / "progress.csv").read_bytes() != csvs[0]
