@@ -165,17 +165,3 @@ class AgentConfig(_Section):
         if self.rlv.paired and not self.rlv.enabled:
             raise ValueError("rlv.paired = true needs rlv.enabled = true (the paired loss is part of RLV)")
         return self
-
-    @property
-    def variant_parts(self) -> tuple[str, ...]:
-        """Names of the active optional parts, for logs."""
-        parts = ["sac"]
-        if self.rlv.enabled:
-            parts.append("inverse_model")
-            if self.rlv.discriminator_mode != "off":
-                parts.append(f"discriminator:{self.rlv.discriminator_mode}")
-            if self.rlv.paired:
-                parts.append("paired_loss")
-        if self.mem.enabled:
-            parts.append("motion_extractor")
-        return tuple(parts)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -353,47 +352,3 @@ def check_tree(expected: Any, got: Any, where: str | os.PathLike, *, allow_extra
     if problems:
         shown = problems[:5] + ([f"and {len(problems) - 5} more"] if len(problems) > 5 else [])
         raise CheckpointError(f"checkpoint {where}: " + "; ".join(shown))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Global RNG states (torch, numpy's legacy global generator, Python's random)
-
-
-def global_rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state(legacy=False)
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "bit_generator": np_state["bit_generator"],
-            "key": torch.from_numpy(np.asarray(np_state["state"]["key"]).astype(np.int64)),
-            "pos": int(np_state["state"]["pos"]),
-            "has_gauss": int(np_state["has_gauss"]),
-            "gauss": float(np_state["gauss"]),
-        },
-        "python": _python_state_to_plain(random.getstate()),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_global_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(
-        {
-            "bit_generator": n["bit_generator"],
-            "state": {"key": np.asarray(n["key"]).astype(np.uint32), "pos": int(n["pos"])},
-            "has_gauss": int(n["has_gauss"]),
-            "gauss": float(n["gauss"]),
-        }
-    )
-    version, internal, gauss = state["python"]
-    random.setstate((int(version), tuple(int(x) for x in internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["cuda"]))
-
-
-def _python_state_to_plain(st: tuple) -> list:
-    version, internal, gauss = st
-    return [int(version), [int(x) for x in internal], gauss]

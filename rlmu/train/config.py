@@ -151,9 +151,6 @@ class TrainConfig(BaseModel):
         """Interaction buffer capacity: ``replay_size`` capped by the number of environment steps."""
         return min(self.replay_size, self.total_steps)
 
-    def default_run_dir(self) -> Path:
-        return Path("results") / self.study / "runs" / self.task / self.variant / f"seed_{self.seed}"
-
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 

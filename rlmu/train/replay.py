@@ -177,13 +177,6 @@ class ReplayBuffer:
             "terminal": self.terminal[idx],
         }
 
-    def recent_actions(self, n: int) -> np.ndarray:
-        """The actions of the newest ``n`` transitions, oldest first (n <= len)."""
-        if n > self._size:
-            raise ValueError(f"only {self._size} transitions stored, asked for {n}")
-        idx = (self._head - n + np.arange(n)) % self.capacity
-        return self.action[idx].copy()
-
     def valid_slots(self) -> np.ndarray:
         """Transition slots ``(len,)`` int64 of the stored transitions, oldest first."""
         return (self._head - self._size + np.arange(self._size)) % self.capacity
@@ -207,11 +200,6 @@ class ReplayBuffer:
         idx = (self.obs_index[mine[0]] + np.arange(len(mine) + 1)) % self.n_frames
         frames = self.frames[idx]
         return np.ascontiguousarray(np.moveaxis(frames, 1, -1)) if channels_last else frames
-
-    @property
-    def current_episode(self) -> int:
-        """Id of the episode started last (-1 before the first)."""
-        return self._episode
 
     @property
     def last_frame(self) -> np.ndarray:

@@ -40,9 +40,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
+import rlmu  # noqa: F401  (registers the tasks)
+from rlmu.agent import Agent
 from rlmu.errors import CheckpointError, DivergenceError, UserError
 from rlmu.schema import (
     CONFIG_FILE,
@@ -77,8 +80,10 @@ from rlmu.train.checkpoint import (
     to_numpy_tree,
 )
 from rlmu.train.config import config_diff
+from rlmu.train.data import build_observation_buffer
 from rlmu.train.record import new_record, now_iso, read_record, write_record
 from rlmu.train.replay import ReplayBuffer, rng_state, set_rng_state
+from rlmu.train.virl import VirlReward
 from rlmu.utils.io import atomic_write_text, remove_leftovers
 
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
@@ -140,7 +145,6 @@ class PreemptFlag:
 
     def install(self) -> PreemptFlag:
         """Handle the preemption signals from now on; adopt one that arrived while the package loaded."""
-        import rlmu
 
         held = rlmu.release_held_signals(deliver=False)
         for s in PREEMPT_SIGNALS:
@@ -194,8 +198,6 @@ class Member:
         spec = trainer.spec
         self.obs_buffer = None
         if cfg.agent.rlv.enabled:
-            from rlmu.train.data import build_observation_buffer
-
             self.obs_buffer = build_observation_buffer(cfg, spec)
         self.env = trainer.make_env()
         self.eval_env = trainer.make_env()
@@ -213,8 +215,6 @@ class Member:
         self.action_rng = np.random.default_rng(child_seed(cfg.seed, SEED_TAG_ACTIONS))
         self.virl = None
         if cfg.virl.enabled:
-            from rlmu.train.virl import VirlReward
-
             if cap < spec.episode_steps:
                 raise UserError(
                     f"replay_size: VIRL needs room for one whole episode ({spec.episode_steps} steps), "
@@ -334,17 +334,11 @@ class Trainer:
         # Data first (inside Member): problems with files surface before any other work.
         self.members = [Member(self, i, c, d) for i, (c, d) in enumerate(zip(cfgs, run_dirs, strict=True))]
 
-        from rlmu.agent import Agent
-
         self.agent = Agent(self.cfg.agent, self.obs_shape, self.action_dim, self.device, seeds=self.seeds)
         self.state = PackState()
 
     # ----------------------------------------------------------------------------------------- pieces
     def make_env(self):
-        import gymnasium as gym
-
-        import rlmu  # noqa: F401  (registers the tasks)
-
         kwargs = {"image_size": self.cfg.image_size} if self.spec.pixels else {}
         return gym.make(self.spec.env_id, **kwargs)
 
@@ -559,32 +553,48 @@ class Trainer:
     def _diverged(self) -> list[int]:
         return [m.seed for m in self.members if not m.active]
 
-    # ------------------------------------------------------------------------------------ MEM pre-training
-    def _pretrain_mem(self) -> None:
-        mem = self.cfg.agent.mem
-        st = self.state
-        if not mem.enabled or st.mem_pretrain_steps >= mem.pretrain_steps:
+    # ---------------------------------------------------------------------------------------- pre-training
+    def _pretrain(self, what: str, total: int, done, step, log_every: int) -> None:
+        """One pre-training loop (MEM, VIRL): ``step()`` makes one step of every active member and returns
+        its loss values, until ``done()`` reaches ``total``; preemptible after every step."""
+        if done() >= total or not self.active:
             return
-        self._log(f"MEM pre-training: {mem.pretrain_steps - st.mem_pretrain_steps} steps")
-        losses = []
-        while st.mem_pretrain_steps < mem.pretrain_steps and self.active:
+        self._log(f"{what}: {total - done()} steps")
+        losses: list[float] = []
+        while done() < total and self.active:
+            losses += step()
+            n = done()
+            if losses and (n % max(1, log_every) == 0 or n == total):
+                self._log(f"{what} step {n}/{total}: loss {np.mean(losses):.4f}")
+                losses = []
+            self._check_preempt()
+        self.state.epoch_time_s = 0.0  # throughput of epoch 1 counts RL steps only
+        self._epoch_t0 = time.monotonic()
+
+    def _pretrain_mem(self) -> None:
+        """Encoder + MEM pre-training of the whole pack (RLMU), ``mem.pretrain_steps`` steps."""
+        mem, st = self.cfg.agent.mem, self.state
+        if not mem.enabled:
+            return
+
+        def step() -> list[float]:
             batch = self._stack(
                 [m.obs_buffer.sample_mem(mem.batch_size, mem.subseq_len, mem.n_classes) for m in self.members]
             )
             result = self.agent.pretrain_mem_step(batch)
             for k, name, value in result.diverged:
                 self._diverge(self.members[k], name, value, "MEM pre-training step", st.mem_pretrain_steps)
-            losses.append(np.nanmean(result.values["loss_mem"]) if self.active else math.nan)
             st.mem_pretrain_steps += 1
-            n = st.mem_pretrain_steps
-            if n % max(1, mem.pretrain_steps // 10) == 0 or n == mem.pretrain_steps:
-                self._log(f"MEM pre-training step {n}/{mem.pretrain_steps}: loss_mem {np.mean(losses):.4f}")
-                losses = []
-            self._check_preempt()
-        st.epoch_time_s = 0.0  # throughput of epoch 1 counts RL steps only
-        self._epoch_t0 = time.monotonic()
+            return [float(result.values["loss_mem"][m.index]) for m in self.active]
 
-    # ----------------------------------------------------------------------------------- VIRL distance
+        self._pretrain(
+            "MEM pre-training",
+            mem.pretrain_steps,
+            lambda: st.mem_pretrain_steps,
+            step,
+            mem.pretrain_steps // 10,
+        )
+
     def _virl_call(self, m: Member, fn, *args):
         """Run one member's VIRL step; a non-finite distance loss makes that member diverge."""
         try:
@@ -594,28 +604,21 @@ class Trainer:
             return None
 
     def _pretrain_virl(self) -> None:
+        """Each member's distance model on its demonstration (+ other videos), ``virl.pretrain_steps``."""
         if not self.cfg.virl.enabled:
             return
-        n_total = self.cfg.virl.pretrain_steps
-        todo = [m for m in self.active if m.virl.pretrain_steps_done < n_total]
-        if not todo:
-            return
-        self._log(f"VIRL demonstration: {todo[0].virl.demo_description}")
-        self._log(f"VIRL distance pre-training: {n_total - todo[0].virl.pretrain_steps_done} steps")
-        losses = []
-        while any(m.virl.pretrain_steps_done < n_total for m in self.active):
-            for m in self.active:
-                if m.virl.pretrain_steps_done < n_total:
-                    out = self._virl_call(m, m.virl.pretrain_step)
-                    if out is not None:
-                        losses.append(out["loss_distance"])
-            n = max((m.virl.pretrain_steps_done for m in self.active), default=n_total)
-            if losses and (n % max(1, n_total // 5) == 0 or n == n_total):
-                self._log(f"VIRL pre-training step {n}/{n_total}: loss_distance {np.mean(losses):.4f}")
-                losses = []
-            self._check_preempt()
-        self.state.epoch_time_s = 0.0  # throughput of epoch 1 counts RL steps only
-        self._epoch_t0 = time.monotonic()
+        total = self.cfg.virl.pretrain_steps
+        if self.active and self.active[0].virl.pretrain_steps_done < total:
+            self._log(f"VIRL demonstration: {self.active[0].virl.demo_description}")
+
+        def step() -> list[float]:
+            out = [self._virl_call(m, m.virl.pretrain_step) for m in self.active]
+            return [o["loss_distance"] for o in out if o is not None]
+
+        def done() -> int:
+            return min((m.virl.pretrain_steps_done for m in self.active), default=total)
+
+        self._pretrain("VIRL distance pre-training", total, done, step, total // 5)
 
     def _virl_round(self) -> None:
         """Retrain each member's distance model and recompute its stored rewards (between policy rounds)."""

@@ -59,8 +59,3 @@ def variant_overrides(name: str) -> dict[str, Any]:
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}")
     return copy.deepcopy(VARIANTS[name])
-
-
-def uses_observations(agent_cfg: Any) -> bool:
-    """Whether a resolved agent config needs the observation buffer (RLV and everything built on it)."""
-    return bool(agent_cfg.rlv.enabled)
