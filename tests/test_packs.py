@@ -202,3 +202,18 @@ def test_a_pixel_seed_gives_the_same_csv_alone_and_in_any_pack(tmp_path, push_da
         csvs.append((root / "seed_3" / "progress.csv").read_bytes())
     assert csvs[0] == csvs[1] == csvs[2]
     assert (tmp_path / "1-3" / "seed_1" / "progress.csv").read_bytes() != csvs[0]
+
+
+@pytest.mark.slow
+def test_pixel_environments_in_worker_processes_give_the_same_results(tmp_path, push_data):  # noqa: F811
+    obs, paired = push_data
+    ov = [
+        "task=push", "variant=sac", "epochs=2", "steps_per_epoch=25", "random_steps=15", "eval_episodes=2",
+        "agent.sac.hidden=[32]", "agent.sac.batch_size=64",
+    ]  # fmt: skip
+    assert _train_pack(tmp_path / "local", [0, 1, 2], ov)[0] == 0
+    assert _train_pack(tmp_path / "workers", [0, 1, 2], [*ov, "env_workers=2"])[0] == 0
+    for s in (0, 1, 2):
+        assert (tmp_path / "workers" / f"seed_{s}" / "progress.csv").read_bytes() == (
+            tmp_path / "local" / f"seed_{s}" / "progress.csv"
+        ).read_bytes()

@@ -106,6 +106,9 @@ class TrainConfig(BaseModel):
     # CPU threads of torch (0: torch's default). One thread per run is the fastest setup when many runs
     # share a machine, and it is part of what makes CPU runs reproducible (reduction order).
     torch_threads: int = Field(1, ge=0)
+    # Worker processes that step and render a pack's pixel environments in parallel (0: in the training
+    # process). Results do not depend on it; give a pack job N cores and set N - 1 here.
+    env_workers: int = Field(0, ge=0)
     tensorboard: bool = False
     data: DataConfig = Field(default_factory=DataConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)

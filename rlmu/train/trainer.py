@@ -81,6 +81,7 @@ from rlmu.train.checkpoint import (
 )
 from rlmu.train.config import config_diff
 from rlmu.train.data import build_observation_buffer
+from rlmu.train.envs import EnvWorkers, step_all
 from rlmu.train.record import new_record, now_iso, read_record, write_record
 from rlmu.train.replay import ReplayBuffer, rng_state, set_rng_state
 from rlmu.train.virl import VirlReward
@@ -88,7 +89,7 @@ from rlmu.utils.io import atomic_write_text, remove_leftovers
 
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 # Settings that may differ between the run that wrote a checkpoint and the one resuming it.
-RESUMABLE_CHANGES = ("device", "tensorboard", "checkpoint_every")
+RESUMABLE_CHANGES = ("device", "tensorboard", "checkpoint_every", "env_workers")
 CHECKPOINT_KIND = "pack"
 
 
@@ -199,8 +200,7 @@ class Member:
         self.obs_buffer = None
         if cfg.agent.rlv.enabled:
             self.obs_buffer = build_observation_buffer(cfg, spec)
-        self.env = trainer.make_env()
-        self.eval_env = trainer.make_env()
+        self.env, self.eval_env = trainer.member_envs(index)
         cap = cfg.replay_capacity
         self.replay = ReplayBuffer(
             cap,
@@ -331,13 +331,31 @@ class Trainer:
         self.action_dim = int(np.prod(probe.action_space.shape))
         probe.close()
 
+        self._workers = None
+        if self.cfg.env_workers > 0 and self.pixels:
+            kwargs = {"image_size": self.cfg.image_size}
+            self._workers = EnvWorkers(self.cfg.env_workers, [(self.spec.env_id, kwargs)] * (2 * len(cfgs)))
         # Data first (inside Member): problems with files surface before any other work.
-        self.members = [Member(self, i, c, d) for i, (c, d) in enumerate(zip(cfgs, run_dirs, strict=True))]
+        try:
+            self.members = [
+                Member(self, i, c, d) for i, (c, d) in enumerate(zip(cfgs, run_dirs, strict=True))
+            ]
+        except BaseException:
+            if self._workers is not None:
+                self._workers.close()
+            raise
 
         self.agent = Agent(self.cfg.agent, self.obs_shape, self.action_dim, self.device, seeds=self.seeds)
         self.state = PackState()
 
     # ----------------------------------------------------------------------------------------- pieces
+    def member_envs(self, index: int):
+        """Member ``index``'s training and evaluation environments: in this process, or held by the
+        pack's environment workers (``env_workers``, pixel tasks)."""
+        if self._workers is not None:
+            return self._workers.env(2 * index), self._workers.env(2 * index + 1)
+        return self.make_env(), self.make_env()
+
     def make_env(self):
         kwargs = {"image_size": self.cfg.image_size} if self.spec.pixels else {}
         return gym.make(self.spec.env_id, **kwargs)
@@ -480,6 +498,8 @@ class Trainer:
         finally:
             if self._own_preempt:
                 self.preempt.restore()
+            if self._workers is not None:
+                self._workers.close()
             for m in self.members:
                 if m.tb is not None:
                     m.tb.close()
@@ -688,9 +708,9 @@ class Trainer:
         else:
             batch = self.agent.act(np.stack([m.obs for m in self.members]), deterministic=False)
             actions = {m.index: batch[m.index] for m in active}
-        for m in active:
+        results = step_all([m.env for m in active], [actions[m.index] for m in active])
+        for m, (raw, reward, terminated, truncated, _) in zip(active, results, strict=True):
             action = actions[m.index]
-            raw, reward, terminated, truncated, _ = m.env.step(action)
             next_obs = self._to_buffer_obs(raw)
             ms = m.state
             ms.episode_step += 1
@@ -759,8 +779,9 @@ class Trainer:
                 if not running:
                     break
                 actions = self.agent.act(np.stack(obs), deterministic=True)
-                for k in list(running):
-                    raw, reward, terminated, truncated, info = self.members[k].eval_env.step(actions[k])
+                ks = list(running)
+                results = step_all([self.members[k].eval_env for k in ks], [actions[k] for k in ks])
+                for k, (raw, reward, terminated, truncated, info) in zip(ks, results, strict=True):
                     obs[k] = self._to_buffer_obs(raw)
                     running[k][0] += float(reward)
                     running[k][1] = running[k][1] or bool(info.get("success", False))
