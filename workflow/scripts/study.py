@@ -235,8 +235,15 @@ def _run_items(config: Mapping[str, Any], task: str, variant: str, data: Mapping
         **{k: config[k] for k in STUDY_KEYS if k in config},
         "image_size": image_size(config),
         **data,
+        **_env_workers(config, task),
         **train.get("overrides", {}),
     }
+
+
+def _env_workers(config: Mapping[str, Any], task: str) -> dict[str, int]:
+    """Image tasks: a pack job's cores beyond the first step and render its environments in parallel."""
+    threads = int(config.get("resources", {}).get("train", {}).get("threads", 1))
+    return {"env_workers": threads - 1} if get_task(task).pixels and threads > 1 else {}
 
 
 def run_config(config: Mapping[str, Any], task: str, variant: str, seed: int, source: str) -> TrainConfig:
