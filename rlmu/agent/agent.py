@@ -489,12 +489,18 @@ class Agent:
         return out
 
     # ------------------------------------------------------------------------------------------ stepping
-    def _check(self, losses: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], list]:
-        """The one device read of an update: every loss of every member. Members with a non-finite loss
-        leave the pack (``self.active``); returns the values (NaN for members out of the pack) and the new
-        divergences."""
+    def _check(
+        self, losses: dict[str, torch.Tensor], report: dict[str, torch.Tensor] | None = None
+    ) -> tuple[dict[str, np.ndarray], list]:
+        """The one device read of an update: every loss of every member (and the (K,) values of ``report``,
+        which are returned but not checked). Members with a non-finite loss leave the pack
+        (``self.active``); returns the values (NaN for members out of the pack) and the new divergences."""
         names = list(losses)
-        values = torch.stack([losses[n].detach() for n in names]).cpu().numpy().astype(np.float64)
+        report = report or {}
+        read = torch.stack([*(losses[n].detach() for n in names), *report.values()])
+        values = read.cpu().numpy().astype(np.float64)
+        extra = dict(zip(report, values[len(names) :], strict=True))
+        values = values[: len(names)]
         diverged = []
         for k in np.flatnonzero(self.active):
             bad = [i for i in range(len(names)) if not np.isfinite(values[i, k])]
@@ -502,7 +508,9 @@ class Agent:
                 diverged.append((int(k), names[bad[0]], float(values[bad[0], k])))
                 self.active[k] = False
         values[:, ~self.active] = np.nan
-        return dict(zip(names, values, strict=True)), diverged
+        for v in extra.values():
+            v[~self.active] = np.nan
+        return {**dict(zip(names, values, strict=True)), **extra}, diverged
 
     def _step(self, losses: dict[str, torch.Tensor]) -> None:
         """Gradients of every scaled loss w.r.t. its own groups at the current parameters, then every
@@ -568,8 +576,7 @@ class Agent:
         - ``mem_batch`` (MEM due, see ``mem_due``): frames (K, B, k, C, H, W) uint8, label (K, B) int64.
         """
         losses = self.compute_losses(batch, obs_batch, paired, mem_batch)
-        values, diverged = self._check(losses)
-        values["alpha"] = np.where(self.active, self.alpha.squeeze(1).cpu().numpy(), np.nan)
+        values, diverged = self._check(losses, {"alpha": self.alpha.squeeze(1)})
         if self.active.any():
             self._step(losses)
         self.update_step += 1
