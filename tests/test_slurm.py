@@ -108,7 +108,9 @@ def test_cluster_runs_a_batch_job(cluster, tmp_path):
     assert {"slurmctld", "slurmd", "slurmstepd", "srun"} <= programs, procs
     sockets = slurm_cluster.listening_sockets({p: n for p, n in procs.items() if n in LOOPBACK_PROGRAMS})
     listening = {s.program for s in sockets}
-    assert {"slurmctld", "slurmd", "srun"} <= listening, sockets  # the check is not vacuous
+    # The check is not vacuous: the daemons always listen. srun's listening sockets exist only for part of
+    # the step's life, so one sampled after they closed is not a failure; whatever is open is checked.
+    assert {"slurmctld", "slurmd"} <= listening, sockets
     assert all(s.address == "127.0.0.1" for s in sockets), sockets
     subprocess.run(
         [
