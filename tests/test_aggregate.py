@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from rlmu.report.aggregate import (
     IN_PROGRESS,
     INCLUDED,
     aggregate_study,
+    input_fingerprint,
     load_aggregation,
     write_aggregation,
 )
@@ -110,18 +112,35 @@ def test_diverged_and_failed_runs(tmp_path):
         lines[i] = ",".join(cells)
     (d / "progress.csv").write_text("\n".join(lines) + "\n")
     write_run(study, "push", "rlv", 2, scores, status="failed", rng=rng, error="CUDA out of memory")
+    # A run that diverged before its first evaluation: a header and no rows. Counted, not dropped.
+    d3 = write_run(study, "push", "rlv", 3, scores, status="diverged", epochs_total=40, rng=rng, error="NaN")
+    (d3 / "progress.csv").write_text((d3 / "progress.csv").read_text().splitlines()[0] + "\n")
     agg = aggregate_study(study)
     st = agg.status.set_index("seed")
     assert st.loc[1, "category"] == INCLUDED
-    assert st.loc[1, "converged"] == False  # noqa: E712  (counted as not converged despite a high return)
-    assert st.loc[1, "final_return"] == pytest.approx(100 * scores[-3])
+    # A diverged run is a failure everywhere: not converged, and the task's minimum score in every
+    # statistic, whatever its last finite return was (issue 14 item 7: one rule, not two).
+    assert st.loc[1, "converged"] == False  # noqa: E712
+    assert st.loc[1, "final_return"] == 0.0 and st.loc[1, "final_normalised"] == 0.0
+    assert st.loc[1, "last_finite_return"] == pytest.approx(100 * scores[-3])
     assert st.loc[1, "epochs_in_csv"] == EPOCHS - 2
     assert st.loc[2, "category"] == EXCLUDED and "CUDA out of memory" in st.loc[2, "reason"]
-    # The diverged run's curve is carried forward at its last return up to the completed run's end.
+    assert st.loc[3, "category"] == INCLUDED and st.loc[3, "epochs_in_csv"] == 0
+    assert st.loc[3, "final_normalised"] == 0.0 and st.loc[3, "converged"] == False  # noqa: E712
+    # The diverged run's curve is its evaluations up to the divergence, then the minimum; the one that
+    # diverged at once is at the minimum throughout.
     grid, y = curve_arrays(agg, "all")["push"]["rlv"]
     assert grid[-1] == EPOCHS * 1000
-    assert y.shape == (2, EPOCHS)
-    assert y[1, -1] == pytest.approx(scores[-3])
+    assert y.shape == (3, EPOCHS)
+    np.testing.assert_allclose(y[1, : EPOCHS - 2], scores[: EPOCHS - 2])
+    assert y[1, -1] == 0.0 and not y[2].any()
+    # the statistics count them the same way
+    from rlmu.report.tables import final_scores, study_data
+
+    np.testing.assert_allclose(final_scores(agg, "all", [])["push"]["rlv"][:, 0], [scores[-1], 0.0, 0.0])
+    g = study_data(agg).get("push", "rlv")
+    np.testing.assert_allclose(g.final_score, [scores[-1], 0.0, 0.0])
+    assert list(g.converged) == [True, False, False]
 
 
 def test_runs_of_different_length_aligned_on_env_steps(tmp_path):
@@ -171,3 +190,65 @@ def test_cli_missing_study_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "notastudy").mkdir()
     assert main(["aggregate", str(tmp_path / "notastudy")]) == 2
     assert "has no runs/ folder" in capsys.readouterr().err
+
+
+def test_duplicate_seed_directories_are_both_rejected(tmp_path, capsys):
+    # seed_1 beside seed_01: the same seed twice would be counted twice (issue 15 item 4)
+    study = write_study(tmp_path / "dup", variants={"sac": VariantSpec()}, seeds=3, epochs=5)
+    shutil.copytree(study / "runs/push/sac/seed_1", study / "runs/push/sac/seed_01")
+    agg = aggregate_study(study)
+    st = agg.status.set_index("path")
+    for path, other in (("seed_1", "seed_01"), ("seed_01", "seed_1")):
+        row = st.loc[f"runs/push/sac/{path}"]
+        assert row["category"] == EXCLUDED and f"runs/push/sac/{other}" in row["reason"]
+    assert (agg.status["category"] == INCLUDED).sum() == 2
+    # the report is written, naming both
+    assert main(["report", str(study), "--reps", "200", "--curve-reps", "50"]) == 0
+    html = (study / "report.html").read_text()
+    assert "runs/push/sac/seed_01" in html and "is also held by" in html
+
+
+def test_files_that_are_directories_are_reasons_not_tracebacks(tmp_path, capsys):
+    # issue 15 item 7: a progress.csv that is a directory raised IsADirectoryError
+    study = write_study(tmp_path / "dirs", variants={"sac": VariantSpec()}, seeds=4, epochs=5)
+    for seed, name in ((0, "progress.csv"), (1, "run.json"), (2, "timing.csv")):
+        f = study / f"runs/push/sac/seed_{seed}" / name
+        f.unlink()
+        f.mkdir()
+    agg = aggregate_study(study)
+    st = agg.status.set_index("seed")
+    assert st.loc[0, "category"] == EXCLUDED and "progress.csv is a directory" in st.loc[0, "reason"]
+    assert st.loc[1, "category"] == EXCLUDED and "run.json is a directory" in st.loc[1, "reason"]
+    assert st.loc[2, "category"] == INCLUDED  # timing is not part of the result
+    assert any("seed_2/timing.csv: not a file" in w for w in agg.warnings)
+    assert main(["report", str(study), "--reps", "200", "--curve-reps", "50"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_unknown_run_record_keys_are_ignored(tmp_path):
+    # a seed-pack trainer adds "pack" (the seeds trained together) to run.json
+    study = write_study(tmp_path / "pack", variants={"sac": VariantSpec()}, seeds=2, epochs=5)
+    for seed in (0, 1):
+        path = study / f"runs/push/sac/seed_{seed}/run.json"
+        record = json.loads(path.read_text())
+        record["pack"] = [0, 1]
+        record["something_new"] = {"nested": True}
+        path.write_text(json.dumps(record))
+    agg = aggregate_study(study)
+    assert (agg.status["category"] == INCLUDED).all()
+
+
+def test_fingerprint_covers_every_input(tmp_path):
+    # issue 15 item 7: a new empty or checkpoint-only run directory, or a changed timing.csv, passed as
+    # "up to date"
+    study = write_study(tmp_path / "fp", variants={"sac": VariantSpec()}, seeds=2, epochs=5)
+    base = input_fingerprint(study)
+    (study / "runs/push/sac/seed_7").mkdir()
+    empty = input_fingerprint(study)
+    assert empty != base
+    (study / "runs/push/sac/seed_7/checkpoints").mkdir()
+    (study / "runs/push/sac/seed_7/checkpoints/latest.pt").write_bytes(b"x")
+    assert input_fingerprint(study) == empty  # the checkpoint is not read: no change
+    timing = study / "runs/push/sac/seed_0/timing.csv"
+    timing.write_text("garbage\n")
+    assert input_fingerprint(study) != empty

@@ -1,93 +1,96 @@
-"""Claim verdicts on constructed studies whose answer is known."""
+"""Claim verdicts on constructed studies whose answer is known (issue 14, items 1-4, 6, 7, 8 and 10).
+
+Studies are built from arrays (``rlmu.stats.simulation.group``); scores are normalised final returns
+(push: return / 100). Each test of a fixed fault names the case the issue gave.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.stats
 
-from rlmu.stats.claims import CLAIMS, VERDICTS, StudyData, claims_table, evaluate_claims
+from rlmu.stats.claims import (
+    CLAIMS,
+    CLAIMS_BY_ID,
+    DEFAULT_MIN_SEEDS,
+    VERDICTS,
+    Claim,
+    ConvergenceRate,
+    Part,
+    StudyData,
+    evaluate_claims,
+)
+from rlmu.stats.simulation import group, ramp_curves
 
 EPOCHS = 30
 
 
-def _runs(task, variant, finals, learn_epoch=10, noise=0.0, seed0=0):
-    """Rows of runs whose return ramps linearly from 0 at epoch 1 to ``final`` at ``learn_epoch``."""
-    rng = np.random.default_rng(abs(hash((task, variant))) % 2**32)
-    rows = []
-    for i, final in enumerate(finals):
-        for e in range(1, EPOCHS + 1):
-            ret = final * min(1.0, (e - 1) / max(learn_epoch - 1, 1))
-            if e < EPOCHS and noise:
-                ret = float(np.clip(ret + rng.normal(0, noise), 0, 100))
-            rows.append(
-                {
-                    "task": task,
-                    "variant": variant,
-                    "seed": seed0 + i,
-                    "epoch": e,
-                    "env_steps": 1000 * e,
-                    "eval_return_mean": ret,
-                }
-            )
-    return rows
+def _group(variant, finals, learn_epoch=10, task="push", converged=None):
+    finals = np.asarray(finals, dtype=float)
+    curves = ramp_curves(finals, np.full(finals.size, float(learn_epoch)), EPOCHS)
+    return group(variant, finals, converged, task, curves)
 
 
-def _study(spec):
-    rows = []
-    for variant, kwargs in spec.items():
-        rows += _runs("push", variant, **kwargs)
-    return StudyData.from_table(pd.DataFrame(rows))
+def _study(spec, task="push"):
+    """``{variant: finals}`` or ``{variant: dict(finals=..., learn_epoch=...)}`` -> StudyData."""
+    groups = {}
+    for variant, kw in spec.items():
+        kw = kw if isinstance(kw, dict) else {"finals": kw}
+        groups[(task, variant)] = _group(variant, **kw, task=task)
+    return StudyData(groups)
 
 
 def _by_id(results):
     return {r.id: r for r in results}
 
 
-def test_from_table_builds_groups_and_converged_flags():
-    rows = _runs("push", "sac", [0.0, 30.0, 80.0])
-    rows = [r for r in rows if not (r["seed"] == 2 and r["epoch"] > 20)]  # a shorter run
-    study = StudyData.from_table(pd.DataFrame(rows))
-    g = study.get("push", "sac")
-    assert g.n == 3 and g.epochs == EPOCHS
-    np.testing.assert_array_equal(g.converged, [False, True, True])
-    np.testing.assert_allclose(g.final_score, [0.0, 0.3, 0.8])
-    assert g.curves.shape == (20, 3)  # cut to the steps every run has
-    with pytest.raises(ValueError, match="eval_return_mean"):
-        StudyData.from_table(pd.DataFrame(rows).drop(columns="eval_return_mean"))
-    custom = StudyData.from_table(pd.DataFrame(rows), converge_thresholds={"push": 50.0})
-    np.testing.assert_array_equal(custom.get("push", "sac").converged, [False, False, True])
+def _one(study, cid, **kw):
+    return _by_id(evaluate_claims(study, **{"reps": 2_000, "curve_reps": 500, **kw}))[cid]
+
+
+def test_default_floor_is_ten_seeds():
+    assert DEFAULT_MIN_SEEDS == 10
+    # a clear effect on 5 seeds per group: below the floor, so no verdict; at 10 seeds it is decided
+    five = _study({"rlv": [0.8] * 5, "rlmu": [0.0] * 5})
+    r = _one(five, "C4")
+    assert r.verdict == "inconclusive" and "fewer than the 10 a verdict needs" in r.detail
+    ten = _study({"rlv": [0.8 + 0.01 * i for i in range(10)], "rlmu": [0.0] * 10})
+    assert _one(ten, "C4").verdict == "contradicted"
+    assert _one(ten, "C4", min_seeds=11).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="min_seeds"):
+        evaluate_claims(ten, min_seeds=0)
 
 
 def test_clear_supported_case():
-    n = 40
+    n = 80  # enough for every claim but C1 and C3 to clear Holm's correction over 7 claims
     study = _study(
         {
-            "sac": dict(finals=[80.0] * 30 + [0.0] * 10, learn_epoch=25),  # 75% converge, learns late
-            "rlv": dict(finals=[90.0] * 20 + [0.0] * 20, learn_epoch=5),  # 50%, learns fast
-            "rlv_negreward": dict(finals=[0.0] * n),
-            "rlv_reverse": dict(finals=[90.0] * 20 + [0.0] * 20, learn_epoch=5),
-            "rlmu": dict(finals=[60.0] * 36 + [0.0] * 4),  # converges more, lower when converged
-            "rlv_jitter5_half": dict(finals=[90.0] * 38 + [0.0] * 2),
-            "rlv_jitter5": dict(finals=[90.0] * 10 + [0.0] * 30),
+            "sac": dict(finals=[0.8] * 60 + [0.0] * 20, learn_epoch=25),  # 75% converge, learns late
+            "rlv": dict(finals=[0.9] * 40 + [0.0] * 40, learn_epoch=5),  # 50%, learns fast
+            "rlv_negreward": [0.0] * n,
+            "rlv_reverse": dict(finals=[0.9] * 40 + [0.0] * 40, learn_epoch=5),
+            "rlmu": [0.6 + 0.002 * i for i in range(76)] + [0.0] * 4,  # converges more, lower when converged
+            "rlv_jitter5_half": [0.9] * 76 + [0.0] * 4,
+            "rlv_jitter5": [0.9] * 20 + [0.0] * 60,
         }
     )
     res = _by_id(evaluate_claims(study, seed=0, reps=2_000, curve_reps=500))
-    # Half of RLV's seeds fail, so its IQM (0.45) never reaches 80% of SAC's (0.8) (ratio inf), but
-    # resamples with more converged RLV seeds do, and fast: the interval straddles 0.5.
-    assert res["C1"].value == np.inf
-    assert res["C1"].verdict == "inconclusive", res["C1"].detail
-    assert res["C1"].interval[0] < 0.5 and res["C1"].seeds_needed is None  # unbounded interval
-    assert res["C2"].verdict == "supported", res["C2"].detail  # 20/40: Wilson [0.35, 0.65]
-    assert res["C3"].verdict == "inconclusive"  # [0.7, 0.8] needs hundreds of seeds
-    assert res["C3"].seeds_needed > n
-    # RLV at 50% with better converged runs caps P(RLMU > RLV) near 0.5: not a clear win
-    assert res["C4"].value == pytest.approx(0.9 * 0.5 + 0.5 * 0.1 * 0.5)
-    assert res["C4"].verdict == "inconclusive", res["C4"].detail
+    # Half of RLV's seeds fail, so its IQM never reaches 80% of SAC's (ratio inf); resamples with more
+    # converged RLV seeds do, and fast: the interval straddles 0.5 and is unbounded above; no normal
+    # approximation sizes that, and the reason says so instead of a number.
+    assert res["C1"].value == np.inf and res["C1"].verdict == "inconclusive", res["C1"].detail
+    assert res["C1"].seeds_needed is None and "is infinite in" in res["C1"].seeds_needed_reason
+    assert res["C2"].verdict == "supported", res["C2"].detail  # 40/80: exact [0.39, 0.61]
+    assert res["C3"].verdict == "inconclusive" and res["C3"].seeds_needed > n  # [0.7, 0.8]: hundreds
+    # RLV's IQM sits where its failed and converged seeds meet (50%): the all-seeds half of C4 is too
+    # noisy for Holm's level over 7 claims here (test_c4_all_seeds_half has a decided case)
+    assert res["C4"].verdict == "inconclusive" and res["C4"].p_value < 0.05, res["C4"].detail
     assert res["C5"].verdict == "supported", res["C5"].detail
     assert res["C6"].verdict == "supported", res["C6"].detail
-    assert res["C7"].verdict == "supported", res["C7"].detail  # 0/40: Wilson upper 0.088 < 0.1
+    assert res["C7"].verdict == "supported", res["C7"].detail  # 0/80: exact upper 0.045 < 0.1
     assert res["C8"].verdict == "not measured"
     for r in res.values():
         assert r.verdict in VERDICTS
@@ -98,40 +101,27 @@ def test_clear_supported_case():
 def test_c1_supported_when_rlv_learns_faster():
     study = _study(
         {
-            "sac": dict(finals=[80.0 + i for i in range(12)], learn_epoch=25),
-            "rlv": dict(finals=[80.0 + i for i in range(12)], learn_epoch=6),
+            "sac": dict(finals=[0.8 + 0.01 * i for i in range(12)], learn_epoch=25),
+            "rlv": dict(finals=[0.8 + 0.01 * i for i in range(12)], learn_epoch=6),
         }
     )
-    c1 = _by_id(evaluate_claims(study, seed=0, reps=500, curve_reps=500))["C1"]
+    c1 = _one(study, "C1")
     assert c1.verdict == "supported", c1.detail
     # IQM curves are linear ramps reaching 0.8 * final at 80% of their learning time
     assert c1.value == pytest.approx((1 + 0.8 * 5) / (1 + 0.8 * 24), abs=0.06)
     assert c1.interval[1] < 0.5
 
 
-def test_c4_supported_when_rlmu_converges_more_but_lower():
-    rng = np.random.default_rng(0)
-    study = _study(
-        {
-            "rlv": dict(finals=list(rng.uniform(85, 95, 12)) + [0.0] * 28),
-            "rlmu": dict(finals=list(rng.uniform(50, 70, 38)) + [0.0] * 2),
-        }
-    )
-    c4 = _by_id(evaluate_claims(study, seed=0, reps=2_000))["C4"]
-    assert c4.verdict == "supported", c4.detail
-    assert c4.extras["poi_converged"] == 0.0 and c4.extras["converged_rlv"] == 12
-
-
 def test_clear_contradicted_case():
     study = _study(
         {
-            "sac": dict(finals=[80.0] * 30, learn_epoch=5),  # 100%: contradicts C3
-            "rlv": dict(finals=[80.0] * 30, learn_epoch=25),  # slower than SAC, always converges
-            "rlv_negreward": dict(finals=[50.0] * 30),  # always converges
-            "rlmu": dict(finals=[0.0] * 30),  # never beats RLV
-            "rlv_reverse": dict(finals=[0.0] * 30),  # reverse breaks it
-            "rlv_jitter5_half": dict(finals=[0.0] * 30),
-            "rlv_jitter5": dict(finals=[80.0] * 30),
+            "sac": dict(finals=[0.8] * 30, learn_epoch=5),  # 100%: contradicts C3
+            "rlv": dict(finals=[0.8] * 30, learn_epoch=25),  # slower than SAC, always converges
+            "rlv_negreward": [0.5] * 30,  # always converges
+            "rlmu": [0.0] * 30,  # never beats RLV
+            "rlv_reverse": [0.0] * 30,  # reverse breaks it
+            "rlv_jitter5_half": [0.0] * 30,
+            "rlv_jitter5": [0.8] * 30,
         }
     )
     res = _by_id(evaluate_claims(study, seed=0, reps=2_000, curve_reps=500))
@@ -140,79 +130,215 @@ def test_clear_contradicted_case():
         assert res[cid].seeds_needed is None
 
 
-def test_small_n_is_inconclusive_with_more_seeds_needed():
+# ---------------------------------------------------------------------------------- item 1: C4 floor
+
+
+def test_c4_converged_half_floor_counts_the_converged_seeds():
+    # RLMU [.90, .92, 0, 0, 0] vs RLV [.70, .75, 0, 0, 0]: today "contradicted" from an interval of
+    # [1.00, 1.00] on 2 vs 2 converged seeds. The floor (5 here) applies to the seeds each half uses.
+    study = _study({"rlmu": [0.90, 0.92, 0, 0, 0], "rlv": [0.70, 0.75, 0, 0, 0]})
+    c4 = _one(study, "C4", min_seeds=5)
+    assert c4.verdict == "inconclusive", c4.detail
+    assert "rlmu has 2 converged seeds, rlv has 2 converged seeds, fewer than the 5" in c4.detail
+    assert c4.n_seeds == 2
+
+
+# ---------------------------------------------------------------------------- item 2: C4 all-seeds half
+
+
+def test_c4_all_seeds_half_tests_the_iqm_difference():
+    # RLMU converges on 58 of 60 seeds at 0.60-0.83, RLV on 30 of 60 at 0.83-0.89 (means 0.69 and 0.43).
+    # P(RLMU > RLV) over all seeds is (1 - b)(1 + a)/2 = 0.49 < 0.5, so today C4 can at best be
+    # inconclusive; what Fig. 3a shows, the difference of all-seeds IQM, is clearly positive.
+    rlmu = [0.60 + 0.004 * i for i in range(58)] + [0.0] * 2
+    rlv = [0.83 + 0.002 * i for i in range(30)] + [0.0] * 30
+    c4 = _one(_study({"rlmu": rlmu, "rlv": rlv}), "C4")
+    assert c4.verdict == "supported", c4.detail
+    assert c4.extras["part1_value"] == pytest.approx(
+        scipy.stats.trim_mean(rlmu, 0.25) - scipy.stats.trim_mean(rlv, 0.25)
+    )
+    assert c4.extras["part1_low"] > 0 and c4.extras["part2_high"] < 0
+    assert "IQM(rlmu) - IQM(rlv)" in c4.statistic
+
+
+# --------------------------------------------------------------------------- item 3: honest seeds needed
+
+
+def test_seeds_needed_says_why_there_is_no_number():
+    # Where the power calculation finds no number, the report says so in words (today the floor was
+    # shown: max(5, None or 0) = 5). An estimate on the claim's boundary: 3/10 converged for C2's 0.3.
+    rate = _one(_study({"rlv": [0.8] * 3 + [0.0] * 7}), "C2")
+    assert rate.verdict == "inconclusive"
+    assert rate.seeds_needed is None and "boundary" in rate.seeds_needed_reason
+    # identical VIRL modes: an IQM difference of exactly 0, on the boundary of "beats"
+    same = [0.5 + 0.01 * i for i in range(12)]
+    c8 = _one(_study({"virl_both": same, "virl_spatial": same, "virl_temporal": same}), "C8")
+    assert c8.seeds_needed is None and "boundary" in c8.seeds_needed_reason
+    # a rate of 0.75 against [0.7, 0.8] at a tiny Holm level needs more seeds than are ever searched
+    from rlmu.stats.power import seeds_for_rate_region
+
+    far = seeds_for_rate_region(0.75, (0.7, 0.8), alpha=1e-6, max_n=300)
+    assert far.seeds_per_group is None and far.reason == "more than 300 seeds"
+
+
+def test_seeds_needed_is_stable_above_and_counts_both_boundaries():
+    from rlmu.stats.power import rate_region_power, seeds_for_interval, seeds_for_rate_region
+
+    # the rate-region power saw-tooths (57 seeds: 0.815, 58: 0.763); the answer is the n from which
+    # every larger n reaches 80%
+    assert rate_region_power(0.5, 57, (0.3, 0.7), "supported") == pytest.approx(0.815, abs=1e-3)
+    assert rate_region_power(0.5, 58, (0.3, 0.7), "supported") == pytest.approx(0.763, abs=1e-3)
+    n = seeds_for_rate_region(0.5, (0.3, 0.7)).seeds_per_group
+    assert n > 58
+    assert all(rate_region_power(0.5, m, (0.3, 0.7), "supported") >= 0.8 for m in range(n, 3 * n))
+    assert rate_region_power(0.5, n - 1, (0.3, 0.7), "supported") < 0.8
+    # equivalence (C6): both boundaries count. With se 0.102 at 10 seeds and the estimate 0.5 in the
+    # middle of [0.36, 0.64], the nearest-boundary formula asks for 42; the power there is only 71%.
+    se = 0.102
+    r = seeds_for_interval(10, 0.5, 0.5 - 1.96 * se, 0.5 + 1.96 * se, (0.36, 0.64))
+    nearest = math.ceil(10 * ((1.959964 + 0.841621) * se / 0.14) ** 2)
+    assert r.seeds_per_group > nearest
+
+    def power(m):  # both ends inside: P(|estimate - 0.5| < 0.14 - z se_m)
+        se_m = se * math.sqrt(10 / m)
+        return 2 * scipy.stats.norm.cdf((0.14 - 1.959964 * se_m) / se_m) - 1
+
+    assert power(r.seeds_per_group) >= 0.8 > power(r.seeds_per_group - 1)
+    assert power(nearest) < 0.75
+
+
+def test_seeds_needed_below_the_floor_is_not_the_floor():
+    # 4 vs 4 seeds with a clear contradiction: the floor holds the verdict back, and seeds needed is the
+    # power calculation's answer at least the floor, not the floor by default
+    study = _study({"rlv": [0.8, 0.82, 0.84, 0.86], "rlmu": [0.0] * 4})
+    c4 = _one(study, "C4")
+    assert c4.verdict == "inconclusive"
+    assert c4.seeds_needed is not None and c4.seeds_needed >= DEFAULT_MIN_SEEDS
+
+
+# ------------------------------------------------------------------------- item 4: no empty evidence
+
+
+def test_no_verdict_from_empty_evidence():
+    # RLV and the reversed variant fail on every seed: today C6 is "supported" (PoI 0.5 [0.5, 0.5])
+    fail = _study({"rlv": [0.0] * 12, "rlv_reverse": [0.0] * 12})
+    c6 = _one(fail, "C6")
+    assert c6.verdict == "inconclusive" and "ended at the task's minimum score" in c6.detail
+    assert c6.seeds_needed is None and "equal failure" in c6.seeds_needed_reason
+    # SAC never learns: today C1 reports a ratio of 1.0
+    flat = _study({"sac": [0.0] * 12, "rlv": dict(finals=[0.8] * 12, learn_epoch=5)})
+    c1 = _one(flat, "C1")
+    assert c1.verdict == "inconclusive" and math.isnan(c1.value)
+    assert "SAC does not learn" in c1.detail and "SAC does not learn" in c1.seeds_needed_reason
+
+
+# --------------------------------------------------------------------- item 6: multiple comparisons
+
+
+def test_holm_correction_across_the_claims():
+    # C2, C5 and C7 each just clear their boundary on their own (raw p < 0.05); tested together, Holm's
+    # correction holds back the ones whose adjusted p-value exceeds 0.05, and both p-values are shown.
     study = _study(
         {
-            "rlv": dict(finals=[80.0, 0.0, 0.0, 80.0]),
-            "rlv_negreward": dict(finals=[0.0, 0.0, 0.0]),
-            "rlv_reverse": dict(finals=[80.0, 0.0, 80.0, 0.0]),
+            "rlv": [0.8] * 12 + [0.0] * 12,  # 12/24: supported for C2 on its own
+            "rlv_negreward": [0.0] * 40,  # 0/40: supported for C7
+            "rlv_jitter5_half": [0.8] * 19 + [0.0] * 5,
+            "rlv_jitter5": [0.8] * 12 + [0.0] * 12,
         }
     )
-    res = _by_id(evaluate_claims(study, seed=0, reps=2_000))
-    for cid in ("C2", "C6", "C7"):
-        assert res[cid].verdict == "inconclusive", (cid, res[cid].detail)
-    assert res["C2"].seeds_needed > 4
-    assert res["C7"].seeds_needed == 35  # smallest n with Wilson upper bound at 0/n below 0.1
-    assert res["C6"].seeds_needed is None or res["C6"].seeds_needed > 4
+    alone = {cid: _one(study, cid) for cid in ("C2", "C5", "C7")}
+    joint = _by_id(evaluate_claims(study, reps=2_000))
+    for cid in ("C2", "C5", "C7"):
+        assert joint[cid].p_value == pytest.approx(alone[cid].p_value)
+        assert joint[cid].p_holm >= joint[cid].p_value
+    ps = sorted((joint[c].p_value, c) for c in ("C2", "C5", "C6", "C7") if np.isfinite(joint[c].p_value))
+    m = len(ps)
+    assert joint[ps[0][1]].p_holm == pytest.approx(min(1.0, m * ps[0][0]))
+    held = [c for c in ("C2", "C5", "C7") if joint[c].p_value < 0.05 <= joint[c].p_holm]
+    assert held, {c: (joint[c].p_value, joint[c].p_holm) for c in joint}
+    for c in held:
+        assert joint[c].verdict == "inconclusive" and "without the correction: supported" in joint[c].detail
+
+
+def test_compound_claim_is_contradicted_by_the_claim_not_by_a_part():
+    # C8 with a 2-part claim: the part "both > spatial" alone would be contradicted at the plain level
+    # (p = 0.03); a claim of 2 parts needs p < 0.05 / 2 from a part to be contradicted as stated.
+    rng = np.random.default_rng(0)
+    both = np.clip(rng.normal(0.5, 0.1, 12), 0.01, 1)
+    spatial = np.clip(rng.normal(0.6, 0.1, 12), 0.01, 1)
+    temporal = np.clip(both - 0.3, 0.01, 1)
+    study = StudyData(
+        {
+            ("push", "virl_both"): group("virl_both", both),
+            ("push", "virl_spatial"): group("virl_spatial", spatial),
+            ("push", "virl_temporal"): group("virl_temporal", temporal),
+        }
+    )
+    c8 = _one(study, "C8", reps=5_000)
+    part_p = c8.extras["part1_p_contradict"]
+    assert 0.025 < part_p < 0.05, part_p  # the part on its own: contradicted
+    assert c8.p_value == pytest.approx(2 * part_p)
+    assert c8.verdict == "inconclusive", c8.detail
+
+
+# ------------------------------------------------------------------------------ item 8: C8 seeds
+
+
+def test_c8_pools_every_seed_of_every_task():
+    # push has 8 seeds per mode, drawer 12: today C8 keeps the first 8 of drawer's; now all 20 count
+    rows = {}
+    for task, n in (("push", 8), ("drawer", 12)):
+        for v, base in (("virl_both", 0.7), ("virl_spatial", 0.2), ("virl_temporal", 0.3)):
+            rows[(task, v)] = group(v, base + 0.01 * np.arange(n), task=task)
+    study = StudyData(rows)
+    c8 = _one(study, "C8")
+    assert c8.task == "drawer,push"
+    assert c8.extras["part2_n_virl_both"] == 20 and c8.n_seeds == 20
+    pooled = {
+        v: np.concatenate([rows[(t, v)].final_score for t in ("drawer", "push")])
+        for v in ("virl_both", "virl_temporal")
+    }
+    assert c8.value == pytest.approx(
+        scipy.stats.trim_mean(pooled["virl_both"], 0.25)
+        - scipy.stats.trim_mean(pooled["virl_temporal"], 0.25)
+    )
+    assert c8.verdict == "supported" and c8.statistic.endswith("IQM(virl_temporal), all seeds")
+
+
+# ----------------------------------------------------------------------------- item 10: declarations
+
+
+def test_a_claim_is_one_declaration():
+    extra = Claim(
+        "C9",
+        "SAC converges on more than half its seeds",
+        "a test",
+        (Part(ConvergenceRate("sac"), (0.5, None)),),
+    )
+    study = _study({"sac": [0.8] * 18 + [0.0] * 2})
+    (r,) = evaluate_claims(study, claims=[extra], reps=500)
+    assert r.id == "C9" and r.verdict == "supported" and r.value == pytest.approx(0.9)
+    assert [c.id for c in CLAIMS] == [f"C{i}" for i in range(1, 9)]
+    assert set(CLAIMS_BY_ID["C4"].variants) == {"rlmu", "rlv"}
 
 
 def test_missing_variants_are_not_measured_and_named():
-    study = _study({"sac": dict(finals=[80.0, 0.0, 80.0])})
-    res = _by_id(evaluate_claims(study, reps=500))
-    assert [r.id for r in evaluate_claims(study, reps=500)] == [c.id for c in CLAIMS]
+    study = _study({"sac": [0.8, 0.0, 0.8]})
+    results = evaluate_claims(study, reps=500)
+    res = _by_id(results)
+    assert [r.id for r in results] == [c.id for c in CLAIMS]
     assert res["C1"].verdict == "not measured" and "rlv" in res["C1"].detail
     assert res["C3"].verdict != "not measured"
-    assert "rlv_jitter5_half" in res["C5"].detail and "rlv_jitter5," not in res["C5"].detail + ","
+    assert "rlv_jitter5_half" in res["C5"].detail
     assert res["C8"].verdict == "not measured" and "virl_both" in res["C8"].detail
-    table = claims_table(evaluate_claims(study, reps=500))
-    assert list(table["id"]) == [c.id for c in CLAIMS]
 
 
-def test_virl_claim_and_reproducibility():
-    rows = []
+def test_reproducible():
+    rows = {}
     for task in ("push", "drawer"):
-        rows += _runs(task, "virl_both", [70.0 + i for i in range(8)])
-        rows += _runs(task, "virl_spatial", [20.0 + i for i in range(8)])
-        rows += _runs(task, "virl_temporal", [30.0 + i for i in range(8)])
-    study = StudyData.from_table(pd.DataFrame(rows))
+        for v, base in (("virl_both", 0.7), ("virl_spatial", 0.2), ("virl_temporal", 0.3)):
+            rows[(task, v)] = group(v, base + 0.01 * np.arange(10), task=task)
+    study = StudyData(rows)
     a = evaluate_claims(study, seed=3, reps=1_000)
     b = evaluate_claims(study, seed=3, reps=1_000)
-    c8 = _by_id(a)["C8"]
-    assert c8.verdict == "supported", c8.detail
-    assert c8.statistic.endswith("temporal")  # the smaller difference binds
-    both = np.array([[70.0 + i, (70.0 + i) / 2] for i in range(8)]) / 100  # runs x (push, drawer)
-    temporal = np.array([[30.0 + i, (30.0 + i) / 2] for i in range(8)]) / 100
-    assert c8.value == pytest.approx(
-        scipy.stats.trim_mean(both, 0.25, axis=None) - scipy.stats.trim_mean(temporal, 0.25, axis=None)
-    )
     assert [r.to_dict() for r in a] == [r.to_dict() for r in b]
-
-
-def test_too_few_seeds_is_inconclusive_whatever_the_interval():
-    # One seed per method with a clear effect (RLMU at the floor, RLV converged): the bootstrap interval
-    # of P(RLMU > RLV) collapses to [0, 0], which alone would contradict C4.
-    spec = {
-        "sac": dict(finals=[80.0, 85.0]),  # 2/2 converged: alone this would not contradict [0.7, 0.8]
-        "rlv": dict(finals=[80.0]),
-        "rlmu": dict(finals=[0.0]),
-        "rlv_reverse": dict(finals=[0.0]),
-    }
-    study = _study(spec)
-    raw = _by_id(evaluate_claims(study, seed=0, reps=500, min_seeds=1))
-    assert raw["C4"].verdict == "contradicted" and raw["C4"].interval == (0.0, 0.0)
-    assert raw["C6"].verdict == "contradicted"
-    res = _by_id(evaluate_claims(study, seed=0, reps=500))  # default floor: 5 seeds
-    for cid in ("C1", "C2", "C3", "C4", "C6"):
-        r = res[cid]
-        assert r.verdict == "inconclusive", (cid, r.detail)
-        assert r.seeds_needed is not None and r.seeds_needed >= 5, (cid, r.seeds_needed)
-        assert "Too few seeds" in r.detail and "fewer than the 5 a verdict needs" in r.detail
-    assert "the interval alone would say contradicted" in res["C4"].detail
-    assert res["C4"].value == raw["C4"].value and res["C4"].interval == raw["C4"].interval
-    # The floor is a parameter: at 5 seeds per group the same clear effect gets its verdict back.
-    five = _study({"rlv": dict(finals=[80.0] * 5), "rlmu": dict(finals=[0.0] * 5)})
-    c4 = _by_id(evaluate_claims(five, seed=0, reps=500))["C4"]
-    assert c4.verdict == "contradicted" and c4.seeds_needed is None
-    assert _by_id(evaluate_claims(five, seed=0, reps=500, min_seeds=6))["C4"].verdict == "inconclusive"
-    with pytest.raises(ValueError, match="min_seeds"):
-        evaluate_claims(five, min_seeds=0)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from study_factory import VariantSpec, inject_fault, write_study
 
@@ -156,9 +158,15 @@ def test_uneven_study_reads_cleanly(tmp_path):
     assert html.count("variants tie at 0.000; none is best") == 2
     # C2 (rlv converges on ~half the seeds) has one seed: inconclusive for that reason, whatever it shows.
     c2 = re.search(r"<td>C2</td>(.*?)</tr>", html, re.S).group(1)
-    assert '<td class="verdict">inconclusive</td>' in c2 and "Too few seeds" in c2
+    assert '<td class="verdict">inconclusive</td>' in c2
+    assert "too few seeds: rlv has 1 seed, fewer than the 10 a verdict needs" in c2
     meta = (study / "stats" / "meta.json").read_text()
-    assert '"min_seeds": 5' in meta
+    assert '"min_seeds": 10' in meta
+    # a variant with one run has no interval, and the tables say so instead of a zero-width "95% CI"
+    aggs = pd.read_csv(study / "stats" / "aggregates.csv")
+    one = aggs[(aggs["scope"] == "push") & (aggs["view"] == "all")]
+    assert one["low"].isna().all() and one["high"].isna().all() and (one["n_runs"] == 1).all()
+    assert "(no interval: one run)" in html
     # Each task's panel of the aggregate figure lists that task's variants only.
     agg = pd.read_csv(study / "stats" / "aggregates.csv")
     agg = agg[agg["view"] == "all"]
@@ -175,9 +183,9 @@ def test_min_seeds_from_flag_and_config(tmp_path, capsys):
     study = write_study(tmp_path / "m", variants={"rlv": VariantSpec(p_converge=0.0)}, seeds=2, epochs=4)
     assert main(["stats", str(study), *FAST, "--min-seeds", "1"]) == 0
     assert '"min_seeds": 1' in (study / "stats" / "meta.json").read_text()
-    # rlv never converges on 2 seeds: Wilson [0, 0.66] straddles C2's [0.3, 0.7] whatever the floor
+    # rlv never converges on 2 seeds: exact [0, 0.84] straddles C2's [0.3, 0.7] whatever the floor
     claims = (study / "stats" / "claims.csv").read_text()
-    assert "Too few seeds" not in claims
+    assert "too few seeds" not in claims
     with open(study / "config.yaml", "a") as f:
         f.write("min_seeds: 3\n")
     assert main(["stats", str(study), *FAST]) == 0
@@ -188,3 +196,67 @@ def test_min_seeds_from_flag_and_config(tmp_path, capsys):
     (study / "config.yaml").write_text("min_seeds: many\n")
     assert main(["stats", str(study), *FAST]) == 2
     assert "min_seeds must be a positive integer" in capsys.readouterr().err
+
+
+def test_claims_table_has_raw_and_adjusted_p_and_reasons(reported):
+    claims = pd.read_csv(reported / "stats" / "claims.csv")
+    assert list(claims.columns[-3:]) == ["p_value", "p_holm", "seeds_needed_reason"]
+    tested = claims[claims["p_value"].notna()]
+    assert (tested["p_holm"] >= tested["p_value"] - 1e-12).all()
+    poi = pd.read_csv(reported / "stats" / "poi.csv")
+    assert {"p_value", "p_holm"} <= set(poi.columns)
+    html = (reported / "report.html").read_text()
+    assert "<th>p (Holm)</th>" in html and "differs from 0.5 (Holm)" in html
+
+
+def test_template_is_package_data():
+    from importlib.resources import files
+
+    import rlmu.report.html as html_module
+
+    templates = files("rlmu.report") / "templates"
+    for name in (
+        "report.html.j2",
+        "report.md.j2",
+        "macros.html.j2",
+        "macros.md.j2",
+        "report.css",
+        "render_check.js",
+    ):
+        assert (templates / name).is_file(), name
+    source = Path(html_module.__file__).read_text()
+    # no markup built in Python: no table tags, no <style> or <script>, no | safe
+    for marker in ("<table", "<td", "<style", "<script", "| safe"):
+        assert marker not in source, marker
+    import rlmu.report.tables as tables_module
+    import rlmu.stats.claims as claims_module
+
+    # one name per thing: the display frame and the result frame have different names
+    assert not hasattr(claims_module, "claims_table") and not hasattr(html_module, "claims_table")
+    assert hasattr(tables_module, "claims_frame") and hasattr(html_module, "claims_summary")
+
+
+@pytest.mark.parametrize("change", ["empty_run_dir", "checkpoint_only_dir", "timing", "stats_code"])
+def test_report_notices_every_input(tmp_path, capsys, change):
+    """issue 14 item 11: what `rlmu report` reads decides whether its steps are up to date."""
+    study = write_study(tmp_path / "s", variants=VARIANTS, seeds=3, epochs=5)
+    assert main(["report", str(study), *FAST]) == 0
+    capsys.readouterr()
+    if change == "empty_run_dir":
+        (study / "runs/push/sac/seed_9").mkdir()
+    elif change == "checkpoint_only_dir":
+        (study / "runs/push/rlv/seed_9/checkpoints").mkdir(parents=True)
+        (study / "runs/push/rlv/seed_9/checkpoints/latest.pt").write_bytes(b"0")
+    elif change == "timing":
+        (study / "runs/push/sac/seed_0/timing.csv").write_text("not,a,timing\n")
+    else:  # the statistics code changed: its hash is recorded
+        meta = study / "stats" / "meta.json"
+        meta.write_text(meta.read_text().replace('"code": "', '"code": "old'))
+    assert main(["report", str(study), *FAST]) == 0
+    out = capsys.readouterr().out
+    if change == "stats_code":
+        assert "aggregate: up to date" in out and "stats: up to date" not in out
+    else:
+        assert "aggregate: up to date" not in out and "stats: up to date" not in out
+    if change == "timing":
+        assert "timing.csv" in (study / "aggregate" / "manifest.json").read_text()

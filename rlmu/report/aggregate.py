@@ -12,23 +12,32 @@ writes ``STUDY_DIR/aggregate/``:
 Which runs enter the final statistics (the report repeats these rules):
 
 - ``completed`` with every epoch of ``epochs_total`` in progress.csv: included.
-- ``diverged``: included. Divergence is an outcome of the method, not an accident of the cluster: the
-  run's final return is its last finite evaluation return, it counts as *not converged* whatever that
-  return is, and its learning curve is carried forward at that return to the end of its variant's
-  step range.
+- ``diverged``: included. Divergence is an outcome of the method, not an accident of the cluster, and it
+  is counted one way everywhere: as a failure. The run is *not converged*, its final score is the task's
+  minimum (normalised 0) in every statistic (IQM, mean, probability of improvement, profiles, claims),
+  and its learning curve is its recorded evaluations up to the divergence and the minimum after them.
+  Its last finite evaluation return is kept in ``last_finite_return`` for the reader. A run that
+  diverged before its first evaluation (no rows) is included the same way, not dropped.
 - ``running`` / ``preempted``, or ``completed`` with epochs missing: in progress, excluded from the
   statistics and from the figures (a partial curve would bias the late part of an IQM curve towards the
   seeds that happen to run fastest). Their epochs stay in ``runs.csv`` with ``included = False``.
 - ``failed`` (the trainer crashed: a bug, out of memory, a lost node): excluded, with the error message.
 - Unreadable inputs (missing or invalid run.json, a progress.csv that is truncated, has the wrong columns,
   non-numeric cells or missing values where values are required, epochs out of order, a run.json that
-  disagrees with its directory): excluded, reported by path with the reason.
+  disagrees with its directory, a file that is a directory): excluded, reported by path with the reason.
+- Two directories holding the same seed (``seed_1`` beside ``seed_01``): both excluded, each naming the
+  other; counting the seed twice would bias every statistic, and neither is more likely the right one.
+
+Keys of run.json other than the ones read here (e.g. ``pack``, the seeds trained together) are ignored.
+``input_fingerprint`` covers every input this module reads, so a new (even empty) run directory or a
+changed ``timing.csv`` makes an existing aggregate stale.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import re
@@ -68,12 +77,13 @@ class RunStatus:
     epochs_total: int | None = None  # from run.json
     epochs_in_csv: int = 0
     final_env_steps: float = math.nan
-    final_return: float = math.nan
+    final_return: float = math.nan  # the return the statistics use (a diverged run: the task's minimum)
     final_normalised: float = math.nan
     converged: bool | None = None
     category: str = EXCLUDED
     reason: str = ""
     git_revision: str = ""  # from run.json, for the report's provenance
+    last_finite_return: float = math.nan  # last finite evaluation return recorded (informative only)
 
 
 @dataclass
@@ -114,17 +124,65 @@ def merge_timing(progress: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, str 
         out[col] = np.nan
     if not path.exists():
         return out, "missing" if len(progress) else None
+    if not path.is_file():
+        return out, "not a file"
     try:
-        timing = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        return out, f"unreadable ({str(exc).splitlines()[0]})"
-    if list(timing.columns) != list(schema.TIMING_COLUMNS):
-        return out, f"columns {list(timing.columns)}, expected {list(schema.TIMING_COLUMNS)}"
-    timing = timing.apply(pd.to_numeric, errors="coerce").drop_duplicates("epoch", keep="last")
-    by_epoch = timing.set_index("epoch")
-    for col in TIMING_VALUES:
-        out[col] = progress["epoch"].map(by_epoch[col]).to_numpy(dtype=float)
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return out, f"unreadable ({(str(exc).splitlines() or [type(exc).__name__])[0]})"
+    if not rows:
+        return out, "unreadable (empty file)"
+    header = [h.strip() for h in rows[0]]
+    if header != list(schema.TIMING_COLUMNS):
+        return out, f"columns {header}, expected {list(schema.TIMING_COLUMNS)}"
+    by_epoch: dict[float, list[float]] = {}  # the last row of an epoch wins (a resumed run rewrites it)
+    for i, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            return out, f"unreadable (line {i} has {len(row)} fields, expected {len(header)})"
+        epoch, *values = (_float_or_nan(c) for c in row)
+        if not math.isnan(epoch):
+            by_epoch[epoch] = values
+    missing = [math.nan] * len(TIMING_VALUES)
+    matched = np.array([by_epoch.get(float(e), missing) for e in progress["epoch"]], dtype=float)
+    for j, col in enumerate(TIMING_VALUES):
+        out[col] = matched[:, j] if len(matched) else np.nan
     return out, None
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    """The bytes of a run's file, or ``_BadRun`` saying why they cannot be had (missing, a directory, ...)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise _BadRun(f"{name} is missing") from None
+    except IsADirectoryError:
+        raise _BadRun(f"{name} is a directory, not a file") from None
+    except OSError as exc:
+        raise _BadRun(f"{name} cannot be read ({exc.strerror or type(exc).__name__})") from None
+
+
+def _numbers(cells: list[list[str]], header: list[str]) -> np.ndarray:
+    """The data rows' cells as floats ``(rows, columns)``; an empty cell is NaN. All cells go through
+    ``float`` in one pass; only when one fails is each cell read on its own, to name the first bad one
+    by line and column."""
+    if not cells:
+        return np.empty((0, len(header)))
+    flat = [c or "nan" for row in cells for c in row]
+    try:
+        return np.fromiter(map(float, flat), float, len(flat)).reshape(len(cells), len(header))
+    except ValueError:
+        return np.array(
+            [[_number(c, i, header[j]) for j, c in enumerate(row)] for i, row in enumerate(cells, start=2)]
+        )
 
 
 def read_progress(path: Path, status: str = "") -> pd.DataFrame:
@@ -133,10 +191,7 @@ def read_progress(path: Path, status: str = "") -> pd.DataFrame:
     A diverged run may end with rows whose evaluation return is not finite (the networks produced NaN);
     those trailing rows are dropped. Anywhere else a missing required value makes the file invalid.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _BadRun(f"{schema.PROGRESS_FILE} is missing") from None
+    raw = _read_bytes(path, schema.PROGRESS_FILE)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -163,7 +218,7 @@ def read_progress(path: Path, status: str = "") -> pd.DataFrame:
             raise _BadRun("schema mismatch: " + "; ".join(parts))
         # Same columns in another order: readable by name, so accept it.
     n = len(header)
-    values: list[list[float]] = []
+    cells: list[list[str]] = []
     for i, row in enumerate(rows[1:], start=2):
         last = i == len(rows)
         if not row:
@@ -173,14 +228,15 @@ def read_progress(path: Path, status: str = "") -> pd.DataFrame:
         if len(row) != n:
             how = "file ends in the middle of it (half-written?)" if last and ends_mid_line else "malformed"
             raise _BadRun(f"line {i} has {len(row)} fields, expected {n}: {how}")
-        values.append([_number(cell, i, header[j]) for j, cell in enumerate(row)])
-    if ends_mid_line and values:
+        cells.append(row)
+    values = _numbers(cells, header)
+    if ends_mid_line and len(values):
         # The last line has the right number of fields but no newline: the writer may have stopped inside
         # its last number, so its values cannot be trusted.
         raise _BadRun(f"line {len(rows)} is not terminated by a newline: file ends mid-line (half-written?)")
     df = (
         pd.DataFrame(values, columns=header)[expected]
-        if values
+        if len(values)
         else pd.DataFrame(columns=expected, dtype=float)
     )
     ret = df["eval_return_mean"].to_numpy()
@@ -204,11 +260,9 @@ def read_progress(path: Path, status: str = "") -> pd.DataFrame:
 
 
 def read_run_record(path: Path) -> dict:
-    """Load and validate run.json; raise ``_BadRun`` naming the problem."""
+    """Load and validate run.json; raise ``_BadRun`` naming the problem. Unknown keys are ignored."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _BadRun(f"{schema.RUN_RECORD_FILE} is missing") from None
+        text = _read_bytes(path, schema.RUN_RECORD_FILE).decode("utf-8")
     except UnicodeDecodeError:
         raise _BadRun(f"{schema.RUN_RECORD_FILE} is not UTF-8 text") from None
     try:
@@ -232,8 +286,13 @@ def read_run_record(path: Path) -> dict:
 
 
 def _run_dirs(study_dir: Path, warnings: list[str]):
-    """Yield (task, variant, seed, run_dir) for every seed directory; warn about stray folders."""
+    """(task, variant, seed, run_dir, duplicate_of) for every seed directory; warn about stray folders.
+
+    ``duplicate_of``: the other directories of the same task and variant that hold the same seed
+    (``seed_1`` and ``seed_01``), empty for a seed held once.
+    """
     runs_root = study_dir / "runs"
+    found = []
     for task_dir in sorted(p for p in runs_root.iterdir() if p.is_dir()):
         for variant_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
             for run_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):
@@ -241,18 +300,49 @@ def _run_dirs(study_dir: Path, warnings: list[str]):
                 if not m:
                     warnings.append(f"{run_dir.relative_to(study_dir)}: ignored, not a seed_<n> directory")
                     continue
-                yield task_dir.name, variant_dir.name, int(m.group(1)), run_dir
+                found.append((task_dir.name, variant_dir.name, int(m.group(1)), run_dir))
+    by_seed: dict[tuple[str, str, int], list[Path]] = {}
+    for task, variant, seed, run_dir in found:
+        by_seed.setdefault((task, variant, seed), []).append(run_dir)
+    for task, variant, seed, run_dir in found:
+        others = [d for d in by_seed[(task, variant, seed)] if d != run_dir]
+        yield task, variant, seed, run_dir, others
+
+
+FINGERPRINTED_FILES = (schema.PROGRESS_FILE, schema.RUN_RECORD_FILE, schema.TIMING_FILE)
 
 
 def input_fingerprint(study_dir: Path) -> str:
-    """Hash of the names, sizes and modification times of every run input: changes when any run changes."""
+    """Hash of everything aggregation reads: the names of every entry of ``runs/`` down to the seed
+    directories (so a new, empty or checkpoint-only run directory counts), and the type, size and
+    modification time of each run's progress.csv, run.json and timing.csv (present or not)."""
     h = hashlib.sha256()
     runs_root = Path(study_dir) / "runs"
-    if runs_root.is_dir():
-        for path in sorted(runs_root.glob("*/*/*/*")):
-            if path.name in (schema.PROGRESS_FILE, schema.RUN_RECORD_FILE):
+    if not runs_root.is_dir():
+        return h.hexdigest()
+    level = [runs_root]
+    for _ in range(3):  # tasks, variants, seed directories
+        nxt = []
+        for d in level:
+            try:
+                entries = sorted(d.iterdir())
+            except OSError:
+                continue
+            for e in entries:
+                is_dir = e.is_dir()
+                h.update(f"{e.relative_to(study_dir)}\0{'d' if is_dir else 'f'}\n".encode())
+                if is_dir:
+                    nxt.append(e)
+        level = nxt
+    for run_dir in level:  # runs/{task}/{variant}/{seed dir}
+        for name in FINGERPRINTED_FILES:
+            path = run_dir / name
+            try:
                 st = path.stat()
-                h.update(f"{path.relative_to(study_dir)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                kind = "d" if path.is_dir() else "f"
+                h.update(f"{path.relative_to(study_dir)}\0{kind}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{path.relative_to(study_dir)}\0absent\n".encode())
     return h.hexdigest()
 
 
@@ -275,12 +365,20 @@ def aggregate_study(
     warnings: list[str] = []
     statuses: list[RunStatus] = []
     frames: list[pd.DataFrame] = []
+    ids: list[tuple] = []  # (rows, task, variant, seed, status, included) of each frame
     thresholds: dict[str, float] = {}
     bad_tasks: set[str] = set()
-    for task, variant, seed, run_dir in _run_dirs(study_dir, warnings):
+    for task, variant, seed, run_dir, duplicates in _run_dirs(study_dir, warnings):
         rel = str(run_dir.relative_to(study_dir))
         st = RunStatus(task=task, variant=variant, seed=seed, path=rel)
         statuses.append(st)
+        if duplicates:
+            names = ", ".join(str(d.relative_to(study_dir)) for d in duplicates)
+            st.reason = (
+                f"seed {seed} is also held by {names}: a seed may be counted once; rename or remove one"
+            )
+            warnings.append(f"{rel}: {st.reason}; run excluded")
+            continue
         try:
             spec = get_task(task)
         except ValueError as exc:
@@ -317,7 +415,7 @@ def aggregate_study(
         st.epochs_in_csv = len(df)
         if len(df):
             st.final_env_steps = float(df["env_steps"].iloc[-1])
-            st.final_return = float(df["eval_return_mean"].iloc[-1])
+            st.final_return = st.last_finite_return = float(df["eval_return_mean"].iloc[-1])
             st.final_normalised = float(spec.normalise(st.final_return))
         if st.status in ("running", "preempted"):
             st.category = IN_PROGRESS
@@ -325,7 +423,7 @@ def aggregate_study(
         elif st.status == "failed":
             st.reason = "failed: " + str(record.get("error") or "no error message recorded")
             warnings.append(f"{rel}: run failed ({record.get('error') or 'no error message'}); run excluded")
-        elif st.epochs_in_csv == 0:
+        elif st.epochs_in_csv == 0 and st.status != "diverged":
             st.reason = f"{st.status} but {schema.PROGRESS_FILE} has no epochs"
             warnings.append(f"{rel}/{schema.PROGRESS_FILE}: {st.reason}; run excluded")
         elif st.status == "completed" and st.epochs_in_csv < st.epochs_total:
@@ -335,31 +433,32 @@ def aggregate_study(
         else:
             st.category = INCLUDED
             if st.status == "diverged":
+                # A failure, counted one way everywhere (module docstring): not converged, minimum score.
                 st.converged = False
+                st.final_return = float(spec.min_return)
+                st.final_normalised = float(spec.normalise(spec.min_return))
                 st.reason = (
                     f"diverged after {st.epochs_in_csv} epochs ({record.get('error') or 'no message'}): "
-                    "counted as not converged, with its last finite return"
+                    "counted as a failure (not converged, the task's minimum score)"
                 )
             else:
                 st.converged = bool(st.final_return > thresholds[task])
         if len(df):
-            df = df.copy()
-            df.insert(0, "included", st.category == INCLUDED)
-            df.insert(0, "status", st.status)
-            df.insert(0, "seed", seed)
-            df.insert(0, "variant", variant)
-            df.insert(0, "task", task)
             df["normalised_return"] = spec.normalise(df["eval_return_mean"].to_numpy(dtype=float))
             frames.append(df)
+            ids.append((len(df), task, variant, seed, st.status, st.category == INCLUDED))
     status_df = pd.DataFrame([asdict(s) for s in statuses], columns=list(RunStatus.__dataclass_fields__))
     id_cols = ["task", "variant", "seed", "status", "included"]
-    runs = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(
+    if frames:
+        runs = pd.concat(frames, ignore_index=True)
+        # the identity columns once for all runs, not inserted into every run's frame
+        lengths = [k[0] for k in ids]
+        for j, col in reversed(list(enumerate(id_cols, start=1))):
+            runs.insert(0, col, np.repeat(np.array([k[j] for k in ids], dtype=object), lengths))
+    else:
+        runs = pd.DataFrame(
             columns=id_cols + list(schema.PROGRESS_COLUMNS) + TIMING_VALUES + ["normalised_return"]
         )
-    )
     runs = runs.astype({"task": str, "variant": str, "seed": "int64", "status": str, "included": bool})
     for col in ("epoch", "env_steps", "updates"):
         if runs[col].notna().all():
@@ -378,13 +477,31 @@ def aggregate_study(
     return Aggregation(runs=runs, status=status_df, warnings=warnings, thresholds=thresholds)
 
 
+def _write_csv(df: pd.DataFrame, f) -> None:
+    """``df`` as CSV through pyarrow, ten times faster than pandas on a study's hundreds of thousands of
+    epoch rows. Floats round-trip as with pandas (integral floats are written ``1`` rather than ``1.0``);
+    booleans as ``True`` / ``False``."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    arrow = df.assign(**{c: np.where(df[c], "True", "False") for c in df.columns if df[c].dtype == bool})
+    buf = io.BytesIO()
+    try:
+        options = pa_csv.WriteOptions(quoting_style="none", quoting_header="none")
+        pa_csv.write_csv(pa.Table.from_pandas(arrow, preserve_index=False), buf, options)
+    except pa.ArrowInvalid:  # a name that needs quoting (a comma in a directory name): pandas quotes it
+        buf = io.BytesIO(df.to_csv(index=False, lineterminator="\n").encode())
+    f.write(buf.getvalue())
+
+
 def write_aggregation(study_dir: str | Path, agg: Aggregation, fingerprint: str | None = None) -> Path:
     """Write the aggregate/ folder atomically; returns its path."""
     out = Path(study_dir) / AGGREGATE_DIR
     out.mkdir(parents=True, exist_ok=True)
     with atomic_open(out / RUNS_PARQUET, "wb") as f:
         agg.runs.to_parquet(f, index=False)
-    atomic_write_text(out / RUNS_CSV, agg.runs.to_csv(index=False, lineterminator="\n"))
+    with atomic_open(out / RUNS_CSV, "wb") as f:
+        _write_csv(agg.runs, f)
     atomic_write_text(out / RUN_STATUS_CSV, agg.status.to_csv(index=False, lineterminator="\n"))
     atomic_write_json(
         out / MANIFEST,

@@ -2,9 +2,13 @@
 
 ``aggregate`` reads the runs into ``aggregate/``; ``stats`` computes the tables into ``stats/``;
 ``report`` brings whatever is missing or stale up to date (aggregate -> stats -> figures) and writes
-``report.html`` and ``report.md``. Staleness is decided by fingerprints, not guesses: the aggregate records
-the names, sizes and modification times of every run's inputs; the statistics record that fingerprint and
-their parameters; the figures record a hash of the statistics tables.
+``report.html`` and ``report.md``. Staleness is decided by fingerprints that cover every input a step
+reads, not guesses: the aggregate records ``rlmu.report.aggregate.input_fingerprint`` (every entry of
+``runs/`` down to the run directories, and the type, size and modification time of each run's
+progress.csv, run.json and timing.csv), the convergence thresholds it was asked for and a hash of the
+code that reads the runs; the statistics record that fingerprint, their parameters and a hash of the
+statistics code; the figures record a hash of the statistics tables and of the plotting code. Anything
+else (``--force``) recomputes every step.
 """
 
 from __future__ import annotations
@@ -88,6 +92,29 @@ def _config_min_seeds(config: Path | None) -> int | None:
     return value
 
 
+def code_hash(*modules: str) -> str:
+    """Hash of the source files of ``modules`` (dotted names; a package counts every module in it), so a
+    step's output is stale when the code that computes it changes."""
+    import importlib
+
+    h = hashlib.sha256()
+    for name in modules:
+        mod = importlib.import_module(name)
+        files = (
+            sorted(Path(mod.__file__).parent.glob("*.py"))
+            if Path(mod.__file__).name == "__init__.py"
+            else [Path(mod.__file__)]
+        )
+        for f in files:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+AGGREGATE_CODE = ("rlmu.report.aggregate", "rlmu.schema", "rlmu.tasks")
+STATS_CODE = ("rlmu.report.tables", "rlmu.stats", "rlmu.tasks")
+FIGURES_CODE = ("rlmu.report.figures",)
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -109,6 +136,7 @@ def run_aggregate(study_dir: Path, thresholds: dict[str, float], force: bool = F
     )
 
     fp = input_fingerprint(study_dir)
+    code = code_hash(*AGGREGATE_CODE)
     manifest = _read_json(study_dir / AGGREGATE_DIR / MANIFEST)
     try:
         if (
@@ -116,6 +144,7 @@ def run_aggregate(study_dir: Path, thresholds: dict[str, float], force: bool = F
             and manifest
             and manifest.get("fingerprint") == fp
             and manifest.get("requested_thresholds", {}) == thresholds
+            and manifest.get("code") == code
             and (study_dir / AGGREGATE_DIR / RUNS_PARQUET).is_file()
         ):
             agg = load_aggregation(study_dir)
@@ -129,6 +158,7 @@ def run_aggregate(study_dir: Path, thresholds: dict[str, float], force: bool = F
     # Remember which overrides produced these thresholds, so a changed config makes the aggregate stale.
     m = _read_json(study_dir / AGGREGATE_DIR / MANIFEST) or {}
     m["requested_thresholds"] = thresholds
+    m["code"] = code
     from rlmu.utils.io import atomic_write_json
 
     atomic_write_json(study_dir / AGGREGATE_DIR / MANIFEST, m)
@@ -147,7 +177,14 @@ def run_stats(study_dir: Path, agg, fp: str, params, force: bool = False):
     from rlmu.report.tables import META, STATS_DIR, compute_stats, load_stats, write_stats
 
     meta = _read_json(study_dir / STATS_DIR / META)
-    if not force and meta and meta.get("fingerprint") == fp and meta.get("params") == asdict(params):
+    code = code_hash(*STATS_CODE)
+    if (
+        not force
+        and meta
+        and meta.get("fingerprint") == fp
+        and meta.get("params") == asdict(params)
+        and meta.get("code") == code
+    ):
         try:
             tables, meta = load_stats(study_dir)
             print(f"stats: up to date ({study_dir / STATS_DIR})")
@@ -156,7 +193,7 @@ def run_stats(study_dir: Path, agg, fp: str, params, force: bool = False):
             pass  # damaged: recompute
     t0 = time.perf_counter()
     result = compute_stats(agg, params)
-    write_stats(study_dir, result, params, fp)
+    write_stats(study_dir, result, params, fp, code=code)
     print(
         f"stats: {sum(len(t) for t in result.tables.values())} rows in {len(result.tables)} tables, "
         f"{time.perf_counter() - t0:.1f} s -> {study_dir / STATS_DIR}"
@@ -169,7 +206,7 @@ def run_stats(study_dir: Path, agg, fp: str, params, force: bool = False):
 def _stats_hash(study_dir: Path) -> str:
     from rlmu.report.tables import STATS_DIR, TABLES
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(code_hash(*FIGURES_CODE).encode())
     for name in TABLES:
         p = study_dir / STATS_DIR / f"{name}.csv"
         h.update(p.read_bytes() if p.is_file() else b"")
@@ -272,7 +309,8 @@ def add_subcommands(subparsers) -> None:
                 type=int,
                 default=None,
                 help="fewest seeds per compared group for a claim to be judged supported or contradicted; "
-                "below it the claim is inconclusive (default: the study config's min_seeds, else 5)",
+                "below it the claim is inconclusive (default: the study config's min_seeds, else "
+                "rlmu.stats.claims.DEFAULT_MIN_SEEDS; docs/statistics.md)",
             )
 
     p = subparsers.add_parser(

@@ -190,7 +190,8 @@ def plot_poi(poi: pd.DataFrame, view: str) -> plt.Figure:
             d = poi[poi["scope"] == scope]
             variants = scope_variants[scope]
             mat = d.pivot(index="x", columns="y", values="point").reindex(index=variants, columns=variants)
-            sig = d.assign(s=((d["low"] > 0.5) | (d["high"] < 0.5)).astype(float))
+            # significance after Holm's correction over the scope's pairs (every pair is tested at once)
+            sig = d.assign(s=(d["p_holm"] < 0.05).astype(float))
             sig = sig.pivot(index="x", columns="y", values="s").reindex(index=variants, columns=variants)
             labels = mat.map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
             labels = labels.where(sig.fillna(0.0).to_numpy() == 0.0, labels + "*")
@@ -211,7 +212,7 @@ def plot_poi(poi: pd.DataFrame, view: str) -> plt.Figure:
             ax.tick_params(axis="y", rotation=0)
             ax.set_xlabel("Y")
             ax.set_ylabel("X")
-            ax.set_title(f"{scope}: P(X > Y), * = 95% interval excludes 0.5", fontsize=10)
+            ax.set_title(f"{scope}: P(X > Y), * = differs from 0.5 (Holm-adjusted p < 0.05)", fontsize=10)
     fig.suptitle(_title("Probability of improvement", view))
     return fig
 
@@ -263,7 +264,7 @@ def plot_convergence(conv: pd.DataFrame, colours) -> plt.Figure:
         ax.errorbar(
             x,
             rate,
-            yerr=[rate - d.loc[shown, "low"], d.loc[shown, "high"] - rate],
+            yerr=[rate - d.loc[shown, "low"].to_numpy(float), d.loc[shown, "high"].to_numpy(float) - rate],
             fmt="none",
             ecolor="black",
             capsize=4,
@@ -327,7 +328,8 @@ def make_figures(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[F
             "aggregates",
             "Aggregate metrics",
             "Final normalised return: IQM, mean, median and optimality gap "
-            "(1 - mean of scores clipped at 1; lower is better); bars are 95% stratified-bootstrap intervals.",
+            "(1 - mean of scores clipped at 1; lower is better); bars are 95% stratified-bootstrap intervals "
+            "(none for a variant with one run).",
         ),
         (
             "poi",
@@ -365,7 +367,7 @@ def make_figures(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[F
                 None,
                 "Convergence rates",
                 "Fraction of seeds whose final evaluation return is above the task's threshold "
-                "(diverged runs count as not converged), with Wilson 95% intervals; k/n on each bar.",
+                "(diverged runs count as failures), with Wilson 95% intervals; k/n on each bar.",
             )
         )
     return made

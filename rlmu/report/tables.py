@@ -1,21 +1,25 @@
 """The statistics step (``rlmu stats STUDY_DIR``): tables computed with ``rlmu.stats`` from the aggregate.
 
 Every table exists in two views (the RLMU report's Fig. 2/3 (a) and (b)): ``all`` seeds (every included
-run, diverged ones counted with their last return) and ``converged`` seeds only. Convergence rates exist
-only in the ``all`` view (among converged seeds the rate is 1 by definition).
+run; a diverged run counts as a failure, with the task's minimum score) and ``converged`` seeds only.
+Convergence rates exist only in the ``all`` view (among converged seeds the rate is 1 by definition).
 
 Scopes: each task on its own, plus ``all tasks`` when the study has several tasks and every variant has
 the same number of runs in each task (the stratified bootstrap needs a ``runs x tasks`` matrix).
 
 Output files in ``STUDY_DIR/stats/`` (CSV and Markdown each): ``aggregates``, ``poi`` (probability of
-improvement for every ordered pair), ``profiles``, ``curves`` (IQM sample-efficiency curves),
-``convergence``, ``convergence_pairs`` (Fisher's exact test), ``claims``; and ``meta.json`` (parameters,
-input fingerprint, notes). Same aggregate + same seed and repetitions -> byte-identical files.
+improvement for every ordered pair, with its bootstrap p-value of P = 0.5 and that p-value after Holm's
+correction over the pairs of its view and scope), ``profiles``, ``curves`` (IQM sample-efficiency curves),
+``convergence``, ``convergence_pairs`` (Fisher's exact test, raw and Holm-adjusted over the task's pairs),
+``claims``; and ``meta.json`` (parameters, input fingerprint, notes). A variant with one run has no
+interval (empty ``low``/``high``). Same aggregate + same seed and repetitions -> byte-identical files.
+
+This module also does all the reshaping of the aggregate for ``rlmu.stats``: ``final_scores`` and
+``curve_arrays`` for the tables and figures, ``study_data`` for the claims.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,11 +28,14 @@ import numpy as np
 import pandas as pd
 
 from rlmu.report.aggregate import INCLUDED, Aggregation
+from rlmu.report.render import environment, table_data
 from rlmu.stats.bootstrap import aggregate_intervals, iqm_curves, probability_of_improvement
-from rlmu.stats.claims import DEFAULT_MIN_SEEDS, StudyData, claims_table, evaluate_claims
+from rlmu.stats.claims import DEFAULT_MIN_SEEDS, ClaimResult, GroupData, StudyData, evaluate_claims
 from rlmu.stats.convergence import pairwise_fisher, wilson_interval
+from rlmu.stats.evidence import holm
 from rlmu.stats.metrics import AGGREGATES
 from rlmu.stats.profiles import performance_profiles
+from rlmu.tasks import get_task
 from rlmu.utils.io import atomic_write_json, atomic_write_text
 
 STATS_DIR = "stats"
@@ -40,11 +47,22 @@ _MAX_CURVE_POINTS = 300
 # Columns of each table, so that an empty table is still a well-formed CSV.
 COLUMNS: dict[str, list[str]] = {
     "aggregates": ["view", "scope", "variant", "metric", "point", "low", "high", "n_runs", "n_tasks"],
-    "poi": ["view", "scope", "x", "y", "point", "low", "high", "n_runs_x", "n_runs_y"],
+    "poi": ["view", "scope", "x", "y", "point", "low", "high", "n_runs_x", "n_runs_y", "p_value", "p_holm"],
     "profiles": ["view", "scope", "variant", "tau", "point", "low", "high"],
     "curves": ["view", "task", "variant", "env_steps", "point", "low", "high", "n_runs"],
     "convergence": ["task", "variant", "converged", "n", "rate", "low", "high", "threshold"],
-    "convergence_pairs": ["task", "a", "b", "rate_a", "rate_b", "diff", "diff_low", "diff_high", "p_value"],
+    "convergence_pairs": [
+        "task",
+        "a",
+        "b",
+        "rate_a",
+        "rate_b",
+        "diff",
+        "diff_low",
+        "diff_high",
+        "p_value",
+        "p_holm",
+    ],
     "claims": [
         "id",
         "claim",
@@ -58,6 +76,9 @@ COLUMNS: dict[str, list[str]] = {
         "verdict",
         "seeds_needed",
         "detail",
+        "p_value",
+        "p_holm",
+        "seeds_needed_reason",
     ],
 }
 
@@ -129,36 +150,71 @@ def final_scores(agg: Aggregation, view: str, notes: list[str]) -> dict[str, dic
 
 
 def curve_arrays(agg: Aggregation, view: str) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """task -> variant -> (env_steps grid (T,), normalised scores (runs, T)).
+    """task -> variant -> (env_steps grid (T,), normalised scores (runs, T)), runs in ``included_runs`` order.
 
     Runs are aligned on env_steps by linear interpolation onto the variant's grid: the evaluation points of
-    its runs, up to the end of its shortest completed run. Beyond a run's last point (a diverged run)
-    its last return is carried forward (``np.interp``'s end rule).
+    its runs, up to the end of its shortest completed run (at most ``_MAX_CURVE_POINTS`` points, evenly
+    spaced when there are more). A diverged run is a failure from its divergence on: beyond its last
+    recorded evaluation its curve is the task's minimum (normalised 0), and a run that diverged before its
+    first evaluation is at the minimum throughout.
     """
     st = included_runs(agg, view)
-    by_run = {
-        key: r for key, r in agg.runs[agg.runs["included"]].groupby(["task", "variant", "seed"], sort=False)
-    }
+    rows = agg.runs[agg.runs["included"]]
+    by_run = {key: r for key, r in rows.groupby(["task", "variant", "seed"], sort=False)}
     out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for (task, variant), g in st.groupby(["task", "variant"], sort=True):
+        spec = get_task(str(task))
+        floor = float(spec.normalise(spec.min_return))
         curves = []
-        for seed in g["seed"]:
-            r = by_run[(task, variant, int(seed))]
-            curves.append((r["env_steps"].to_numpy(float), r["normalised_return"].to_numpy(float)))
+        for seed, status in zip(g["seed"], g["status"], strict=True):
+            r = by_run.get((task, variant, int(seed)))
+            if r is None:  # diverged before its first evaluation
+                curves.append((np.empty(0), np.empty(0), status))
+            else:
+                curves.append(
+                    (r["env_steps"].to_numpy(float), r["normalised_return"].to_numpy(float), status)
+                )
         completed = g["status"] == "completed"
         ends = g.loc[completed, "final_env_steps"] if completed.any() else g["final_env_steps"]
-        end = float(ends.min())
-        grid = np.unique(np.concatenate([x for x, _ in curves]))
-        grid = grid[grid <= end]
+        points = [x for x, _, _ in curves if x.size]
+        if ends.isna().all() or not points:
+            continue  # no run of the group has an evaluation: no curve to draw
+        grid = np.unique(np.concatenate(points))
+        grid = grid[grid <= float(ends.min())]
         if len(grid) > _MAX_CURVE_POINTS:
             grid = np.linspace(grid[0], grid[-1], _MAX_CURVE_POINTS)
-        y = np.stack([np.interp(grid, x, v) for x, v in curves])
+        y = np.stack(
+            [
+                np.interp(grid, x, v, right=floor if status == "diverged" else v[-1])
+                if x.size
+                else np.full(grid.size, floor)
+                for x, v, status in curves
+            ]
+        )
         out.setdefault(task, {})[variant] = (grid, y)
     return out
 
 
-def _fmt_interval(point, low, high, digits=3) -> str:
-    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+def study_data(agg: Aggregation) -> StudyData:
+    """The claims' input: per (task, variant) the included runs' final scores, convergence flags and
+    curves, counted exactly as the tables and figures count them (``final_normalised``, in which a
+    diverged run has the minimum; the aggregation's convergence flags; curves from ``curve_arrays``)."""
+    st = included_runs(agg, "all")
+    curves = curve_arrays(agg, "all")
+    groups = {}
+    for (task, variant), g in st.groupby(["task", "variant"], sort=True):
+        grid, y = curves.get(task, {}).get(variant, (np.empty(0), np.empty((len(g), 0))))
+        groups[(str(task), str(variant))] = GroupData(
+            task=str(task),
+            variant=str(variant),
+            seeds=g["seed"].to_numpy(dtype=int),
+            final_score=g["final_normalised"].to_numpy(dtype=float),
+            converged=(g["converged"] == True).to_numpy(dtype=bool),  # noqa: E712  (object column)
+            steps=np.asarray(grid, dtype=float),
+            curves=np.asarray(y, dtype=float).T,
+            epochs=int(g["epochs_in_csv"].max()),
+        )
+    return StudyData(groups)
 
 
 def compute_stats(agg: Aggregation, params: StatsParams | None = None) -> StatsResult:
@@ -192,12 +248,14 @@ def compute_stats(agg: Aggregation, params: StatsParams | None = None) -> StatsR
                     )
             if len(by_variant) > 1:
                 # P(Y > X) = 1 - P(X > Y) on every resample (ties count one half on both sides), so each
-                # unordered pair is bootstrapped once and its reverse is derived exactly.
+                # unordered pair is bootstrapped once and its reverse is derived exactly. Every pair is a
+                # test of P = 0.5: Holm's correction runs over the unordered pairs of the view and scope.
                 names = sorted(by_variant)
                 pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
                 poi = probability_of_improvement(
                     by_variant, pairs=pairs, reps=params.reps, confidence=params.confidence, seed=params.seed
                 )
+                adjusted = dict(zip(poi, holm([iv.p_value for iv in poi.values()]), strict=True))
                 for (a, b), iv in poi.items():
                     for x, y, point, low, high in (
                         (a, b, iv.point, iv.low, iv.high),
@@ -214,6 +272,8 @@ def compute_stats(agg: Aggregation, params: StatsParams | None = None) -> StatsR
                                 high=high,
                                 n_runs_x=by_variant[x].shape[0],
                                 n_runs_y=by_variant[y].shape[0],
+                                p_value=iv.p_value,
+                                p_holm=adjusted[(a, b)],
                             )
                         )
             profiles = performance_profiles(
@@ -288,97 +348,59 @@ def compute_stats(agg: Aggregation, params: StatsParams | None = None) -> StatsR
                 )
             )
         if len(counts) > 1:
-            for r in pairwise_fisher(pd.DataFrame(counts), confidence=params.confidence).to_dict("records"):
+            pairs = pairwise_fisher(pd.DataFrame(counts), confidence=params.confidence)
+            pairs["p_holm"] = holm(pairs["p_value"].tolist())  # across the task's pairs
+            for r in pairs.to_dict("records"):
                 rows["convergence_pairs"].append({"task": task, **r})
     tables = {name: pd.DataFrame(r) if r else pd.DataFrame(columns=COLUMNS[name]) for name, r in rows.items()}
     tables["claims"] = _claims_rows(agg, params, notes)
     return StatsResult(tables=tables, notes=notes)
 
 
-def claims_input(agg: Aggregation) -> pd.DataFrame:
-    """The tidy epochs table of the included runs, as ``StudyData.from_table`` reads it.
-
-    A diverged run is extended to the end of its group's longest completed run at its last return (the
-    same carry-forward as the curves), so that the claims' curves are not cut at the step it diverged.
-    """
-    runs = agg.runs[agg.runs["included"]]
-    parts = [runs[runs["status"] != "diverged"]]
-    for (task, variant), g in runs[runs["status"] == "diverged"].groupby(["task", "variant"], sort=True):
-        done = runs[(runs["task"] == task) & (runs["variant"] == variant) & (runs["status"] == "completed")]
-        for _, r in g.groupby("seed", sort=True):
-            last = r.iloc[-1]
-            later = np.unique(done["env_steps"].to_numpy())
-            later = later[later > last["env_steps"]]
-            parts.append(r)
-            if len(later):
-                ext = pd.DataFrame([last] * len(later)).reset_index(drop=True)
-                ext["env_steps"] = later.astype(r["env_steps"].dtype)
-                parts.append(ext)
-    return pd.concat(parts, ignore_index=True)
+def claims_frame(results: list[ClaimResult]) -> pd.DataFrame:
+    """One row per claim result, the ``claims`` table's columns (``ClaimResult.to_dict`` without extras)."""
+    if not results:
+        return pd.DataFrame(columns=COLUMNS["claims"])
+    df = pd.DataFrame([r.to_dict() for r in results]).reindex(columns=COLUMNS["claims"])
+    df["seeds_needed"] = df["seeds_needed"].astype("Int64")
+    return df
 
 
 def _claims_rows(agg: Aggregation, params: StatsParams, notes: list[str]) -> pd.DataFrame:
     """Claims C1-C8 (``rlmu.stats.claims``), evaluated on all included seeds.
 
     Claims have no converged-only view of their own: C4 compares both views inside the claim, and the
-    convergence-rate claims are meaningless among converged seeds. Convergence flags are the aggregation's
-    (a diverged run is not converged whatever its last return), not recomputed from the final return.
+    convergence-rate claims are meaningless among converged seeds.
     """
-    table = claims_input(agg)
-    if table.empty:
+    if (agg.status["category"] == INCLUDED).sum() == 0:
         notes.append("claims: no included runs, no claim can be evaluated")
         return pd.DataFrame(columns=COLUMNS["claims"])
-    study = StudyData.from_table(table, converge_thresholds=agg.thresholds or None)
-    inc = agg.status[agg.status["category"] == INCLUDED]
-    flags = {(r.task, r.variant, int(r.seed)): bool(r.converged == True) for r in inc.itertuples()}  # noqa: E712
-    for key, g in list(study.groups.items()):
-        conv = np.array([flags[(g.task, g.variant, int(s))] for s in g.seeds], dtype=bool)
-        study.groups[key] = dataclasses.replace(g, converged=conv)
     results = evaluate_claims(
-        study,
+        study_data(agg),
         seed=params.seed,
         reps=params.reps,
         curve_reps=params.curve_reps,
         min_seeds=int(params.min_seeds),
     )
-    df = claims_table(results).reindex(columns=COLUMNS["claims"])
-    df["seeds_needed"] = df["seeds_needed"].astype("Int64")
-    return df
+    return claims_frame(results)
 
 
 # ----------------------------------------------------------------------------------------- writing
 
 
-def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub Markdown table; floats rounded to ``digits`` decimals."""
-    if df.empty:
-        return "_(no rows)_\n"
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        cells = []
-        for v in row:
-            if isinstance(v, float | np.floating):
-                cells.append("" if np.isnan(v) else f"{v:.{digits}f}")
-            else:
-                cells.append(str(v).replace("|", "\\|").replace("\n", " "))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def markdown_views(name: str, df: pd.DataFrame) -> str:
     """A table's Markdown file: one section per view when the table has a ``view`` column."""
-    out = [f"# {name}\n"]
     if "view" in df.columns:
-        for view, label in VIEWS.items():
-            out.append(f"\n## {label}\n\n")
-            out.append(to_markdown(df[df["view"] == view].drop(columns="view")))
-    else:
-        out.append("\n" + to_markdown(df))
-    return "".join(out)
+        views = [(label, table_data(df[df["view"] == v].drop(columns="view"))) for v, label in VIEWS.items()]
+        return environment().get_template("stats_table.md.j2").render(name=name, views=views)
+    return environment().get_template("stats_table.md.j2").render(name=name, views=[], table=table_data(df))
 
 
-def write_stats(study_dir: str | Path, result: StatsResult, params: StatsParams, fingerprint: str) -> Path:
+def write_stats(
+    study_dir: str | Path, result: StatsResult, params: StatsParams, fingerprint: str, code: str = ""
+) -> Path:
+    """Write every table (CSV and Markdown) and ``meta.json`` (parameters, input fingerprint, the hash of
+    the statistics code, notes) into ``stats/``."""
     out = Path(study_dir) / STATS_DIR
     out.mkdir(parents=True, exist_ok=True)
     for name, df in result.tables.items():
@@ -387,7 +409,8 @@ def write_stats(study_dir: str | Path, result: StatsResult, params: StatsParams,
         )
         atomic_write_text(out / f"{name}.md", markdown_views(name, df))
     atomic_write_json(
-        out / META, {"params": asdict(params), "fingerprint": fingerprint, "notes": result.notes}
+        out / META,
+        {"params": asdict(params), "fingerprint": fingerprint, "code": code, "notes": result.notes},
     )
     return out
 

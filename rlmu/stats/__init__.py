@@ -2,7 +2,9 @@
 
 Scores are normalised to [0, 1] and arranged ``runs x tasks`` (curves: ``runs x tasks x T``); dicts map a
 method name to its array. rliable (Agarwal et al. 2021) is the reference; ``tests/test_stats_vs_rliable.py``
-checks every estimate against it.
+checks every estimate against it. The claims of the paper table are declarations in ``claims``, judged
+through ``evidence`` (p-values that invert the intervals, Holm's correction) and ``power`` (seeds needed);
+``simulation`` measures their error rates (``docs/statistics.md``).
 """
 
 from rlmu.stats.bootstrap import Interval, aggregate_intervals, iqm_curves, probability_of_improvement

@@ -10,6 +10,11 @@ the last two axes: a float for a 2-D input, an array of shape ``(...)`` for a ba
 - Mean: mean over tasks of the per-task mean over runs.
 - Median: median over tasks of the per-task mean over runs.
 - Optimality gap: ``gamma - mean(min(x, gamma))`` over all runs and tasks (lower is better).
+
+Missing values are never dropped: a NaN score makes every metric of its sample NaN, as in rliable (and as
+numpy's mean does). The interval functions (``rlmu.stats.bootstrap``) refuse NaN input with an error
+naming the method, so a NaN can reach a report only as an explicit "no value", never as a silently
+smaller sample.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ def _out(v):
 
 
 def iqm(x) -> float | np.ndarray:
-    """Interquartile mean of all run x task scores (rliable ``aggregate_iqm``)."""
+    """Interquartile mean of all run x task scores (rliable ``aggregate_iqm``); NaN if any score is NaN."""
     a = np.asarray(x, dtype=float)
     if a.ndim == 1:
         a = a[:, None]
@@ -62,7 +67,12 @@ def iqm(x) -> float | np.ndarray:
     # For the few scores of a typical study a full sort is several times faster than np.partition.
     part = np.sort(flat, axis=-1) if n <= 256 else np.partition(flat, (lo, hi - 1), axis=-1)
     # einsum sums a short trailing axis much faster than .mean() over millions of rows.
-    return _out(np.einsum("...j->...", part[..., lo:hi]) / (hi - lo))
+    out = np.einsum("...j->...", part[..., lo:hi]) / (hi - lo)
+    # Sorting moves NaN to the end, where the trim would cut it: propagate it instead. After a full sort
+    # the last position shows whether a sample has one; after a partition only a full scan does.
+    has_nan = np.isnan(part[..., -1]) if n <= 256 else np.isnan(flat).any(axis=-1)
+    out = np.where(has_nan, np.nan, out)
+    return _out(out)
 
 
 def mean(x) -> float | np.ndarray:

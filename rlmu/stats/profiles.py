@@ -38,7 +38,7 @@ def performance_profiles(
 
     ``scores``: method -> normalised scores ``(runs, tasks)``. With ``use_score_distribution`` (rliable's
     default) the profile is the run-score distribution, else the distribution of per-task mean scores.
-    Returns ``{method: (point, low, high)}``, each ``(K,)``.
+    Returns ``{method: (point, low, high)}``, each ``(K,)``; a method with one run has NaN bands.
     """
     _check_bootstrap_args(reps, confidence)
     taus = np.asarray(taus, dtype=float).ravel()
@@ -50,5 +50,7 @@ def performance_profiles(
         x = as_scores(x, name=f"scores[{method!r}]")
         values = stratified_bootstrap(lambda s: f(s, taus), [x], reps=reps, seed=rng_for(seed, method))
         low, high = percentile_interval(values, confidence)
+        if x.shape[0] == 1:  # one run: no sampling distribution (rlmu.stats.bootstrap)
+            low = high = np.full(taus.size, np.nan)
         out[method] = (f(x, taus), low, high)
     return out
