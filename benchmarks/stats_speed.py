@@ -1,24 +1,29 @@
-"""Time ``rlmu report`` on a paper-sized synthetic study, next to rliable doing the same statistics.
+"""Time ``rlmu report`` on a synthetic study, next to rliable doing the same statistics.
 
-The study: 10 variants x 10 seeds x 300 evaluation points on ``push`` (run directories written by
-``tests/study_factory.py``, exactly as the trainer writes them). ``rlmu report`` goes from the CSVs to the
-finished report.html: aggregation, every statistics table in both views (all seeds, converged seeds
-only) with 50,000 bootstrap repetitions for aggregate metrics and probability of improvement and 2,000
-for IQM curves and performance profiles, the claims, the figures and the HTML. Target: <= 60 s.
+The default study is paper-sized: 10 variants x 10 seeds x 300 evaluation points on ``push`` (run
+directories written by ``tests/study_factory.py``, exactly as the trainer writes them); ``--large`` is
+14 variants x 100 seeds x 300 points. ``rlmu report`` goes from the CSVs to the finished report.html:
+aggregation, every statistics table in both views (all seeds, converged seeds only) with 50,000
+bootstrap repetitions for aggregate metrics and probability of improvement and 2,000 for IQM curves and
+performance profiles, the claims (with their seeds-needed power calculations), the figures and the HTML.
+It runs in a child process, so its peak memory (maximum resident set size) is measured on its own.
+Targets: <= 60 s, and for the large study peak memory <= 4 GB.
 
 rliable (seeded through ``np.random.seed``, since it ignores its ``random_state``) is timed on the
 all-seeds view only, for the same work item by item. Where the full item takes many minutes the script
 times a stated subset and extrapolates linearly (bootstrap cost is linear in repetitions, methods and
-pairs); the output says which numbers are extrapolated.
+pairs); the output says which numbers are extrapolated. ``--skip-rliable`` leaves it out.
 
     .venv/bin/python benchmarks/stats_speed.py [--variants 10 --seeds 10 --epochs 300 --full-rliable]
+    .venv/bin/python benchmarks/stats_speed.py --large --skip-rliable
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from study_factory import VariantSpec, write_study  # noqa: E402
 
-from rlmu.cli import main as rlmu_main  # noqa: E402
 from rlmu.train.variants import VARIANTS  # noqa: E402
 
 # The paper grid's variants first (the presets' order), as many as --variants asks for.
@@ -51,7 +55,11 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=50_000)
     ap.add_argument("--curve-reps", type=int, default=2_000)
     ap.add_argument("--full-rliable", action="store_true", help="run rliable on every item in full (slow)")
+    ap.add_argument("--skip-rliable", action="store_true", help="time rlmu only")
+    ap.add_argument("--large", action="store_true", help="14 variants x 100 seeds x 300 points")
     args = ap.parse_args()
+    if args.large:
+        args.variants, args.seeds, args.epochs = 14, 100, 300
     if not 1 <= args.variants <= len(VARIANT_NAMES):
         ap.error(f"--variants must be in 1..{len(VARIANT_NAMES)}")
 
@@ -64,6 +72,7 @@ def main() -> None:
         )
         for name in VARIANT_NAMES[: args.variants]
     }
+    load0 = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
         study = Path(tmp) / "paper_sized"
         t_write, _ = timed(
@@ -73,22 +82,21 @@ def main() -> None:
             f"study: {args.variants} variants x {args.seeds} seeds x {args.epochs} evaluation points "
             f"(push), written in {t_write:.1f} s"
         )
-        log = io.StringIO()
-        cpu0 = time.process_time()
-        with contextlib.redirect_stdout(log):
-            t_report, rc = timed(
-                lambda: rlmu_main(
-                    ["report", str(study), "--reps", str(args.reps), "--curve-reps", str(args.curve_reps)]
-                )
-            )
-        cpu_report = time.process_time() - cpu0
-        assert rc == 0, log.getvalue()
-        for line in log.getvalue().splitlines():
+        cmd = [sys.executable, "-m", "rlmu", "report", str(study), "--reps", str(args.reps)]
+        cmd += ["--curve-reps", str(args.curve_reps)]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        t_report, proc = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, env=env))
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for line in proc.stdout.splitlines():
             print("  " + line.replace(str(study), "STUDY"))
         print(
             f"rlmu report, CSVs -> report.html (both views, claims, figures): {t_report:.1f} s wall, "
-            f"{cpu_report:.1f} s CPU (target <= 60 s)"
+            f"{usage.ru_utime + usage.ru_stime:.1f} s CPU, peak memory {usage.ru_maxrss / 2**20:.2f} GB "
+            f"(targets: <= 60 s, <= 4 GB); load average before: {load0}"
         )
+        if args.skip_rliable:
+            return
 
         # ---- the same statistics, item by item, all-seeds view: rlmu.stats vs rliable
         from rlmu.report.aggregate import load_aggregation
