@@ -200,6 +200,23 @@ def _plural(n: int, word: str) -> str:
 
 
 @dataclass(frozen=True)
+class _Pair:
+    """A statistic comparing variant ``a`` with variant ``b``."""
+
+    a: str
+    b: str
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return (self.a, self.b)
+
+
+def _converged_count(groups, variant: str) -> tuple[int, int]:
+    """(converged seeds, seeds) of ``variant`` over the claim's tasks."""
+    return sum(int(g.converged.sum()) for g in groups[variant]), sum(g.n for g in groups[variant])
+
+
+@dataclass(frozen=True)
 class ConvergenceRate:
     """Fraction of a variant's seeds that converged (all tasks of the claim pooled); Clopper-Pearson (exact)
     interval and test, which never exceed their level (at 10 seeds the Wilson interval of the tables misses
@@ -217,8 +234,7 @@ class ConvergenceRate:
 
     def measure(self, groups, settings, key) -> Measurement:
         gs = groups[self.variant]
-        k = sum(int(g.converged.sum()) for g in gs)
-        n = sum(g.n for g in gs)
+        k, n = _converged_count(groups, self.variant)
         ev = RateEvidence(k, n, method="exact")
         low, high = ev.interval
         epochs = max(g.epochs for g in gs)
@@ -240,25 +256,15 @@ class ConvergenceRate:
 
 
 @dataclass(frozen=True)
-class RateDifference:
+class RateDifference(_Pair):
     """Convergence rate of ``a`` minus that of ``b``; Newcombe's interval, Fisher's exact test (METHODS)."""
-
-    a: str
-    b: str
-
-    @property
-    def variants(self) -> tuple[str, ...]:
-        return (self.a, self.b)
 
     @property
     def label(self) -> str:
         return f"convergence rate, {self.a} - {self.b}"
 
     def measure(self, groups, settings, key) -> Measurement:
-        (ka, na), (kb, nb) = (
-            (sum(int(g.converged.sum()) for g in groups[v]), sum(g.n for g in groups[v]))
-            for v in (self.a, self.b)
-        )
+        (ka, na), (kb, nb) = _converged_count(groups, self.a), _converged_count(groups, self.b)
         ev = RateDifferenceEvidence(ka, na, kb, nb)
         low, high = ev.interval
         pa, pb = ka / na, kb / nb
@@ -322,17 +328,11 @@ def _masked_iqm(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ScoreDifference:
+class ScoreDifference(_Pair):
     """IQM of ``a``'s final scores minus ``b``'s, over all seeds or converged seeds only; every task of the
     claim pooled, each task's runs resampled on their own; percentile interval."""
 
-    a: str
-    b: str
     seeds: str = "all"  # "all" | "converged"
-
-    @property
-    def variants(self) -> tuple[str, ...]:
-        return (self.a, self.b)
 
     @property
     def label(self) -> str:
@@ -371,7 +371,6 @@ class ScoreDifference:
             sizes,
             f"{head} ({_fmt_iv(low, high, signed=True)}; {na} vs {nb} seeds)",
             resample=self.resample,
-            extras={"point": point, "low": low, "high": high},
         )
 
     def resample(self, draws: Draws, floor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -401,16 +400,9 @@ def _poi_jackknife(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 @dataclass(frozen=True)
-class ImprovementProbability:
+class ImprovementProbability(_Pair):
     """P(``a`` > ``b``) of final scores (ties count one half; the mean over the claim's tasks); BCa
     interval."""
-
-    a: str
-    b: str
-
-    @property
-    def variants(self) -> tuple[str, ...]:
-        return (self.a, self.b)
 
     @property
     def label(self) -> str:
@@ -456,7 +448,6 @@ class ImprovementProbability:
             sizes,
             f"{head} (BCa {_fmt_iv(low, high)}; {na} vs {nb} seeds)",
             resample=self.resample,
-            extras={"point": point, "low": low, "high": high},
         )
 
     def resample(self, draws: Draws, floor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -977,7 +968,7 @@ def _result(
         extras[f"part{i}_p_contradict"] = o.p_contra
         for g, n in o.m.sizes.items():
             extras[f"part{i}_n_{g}"] = n
-        extras.update({f"part{i}_{k}": v for k, v in o.m.extras.items() if k not in ("point", "low", "high")})
+        extras.update({f"part{i}_{k}": v for k, v in o.m.extras.items()})
     return ClaimResult(
         claim.id,
         claim.text,
