@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "rlmu.data.cli",  # rlmu data generate|info|augment|paired
     "rlmu.train.cli",  # rlmu train
     "rlmu.report.cli",  # rlmu aggregate|stats|report
+    "rlmu.workflow",  # rlmu workflow (Snakemake, study files checked first)
 )
 
 
@@ -42,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    if argv[:1] == ["workflow"] and argv[1:2] not in (["-h"], ["--help"]):
+        # Everything after `workflow` is Snakemake's (argparse cannot pass leading options through).
+        args, extra = parser.parse_args(["workflow"]), []
+        args.snakemake_args = argv[1:]
+    else:
+        args, extra = parser.parse_known_args(argv)
     # `key=value` overrides may come after options (`rlmu train --run-dir D seed=1 epochs=3`); argparse
     # only collects one run of positionals, so the rest are gathered here for commands that take them.
     if extra and hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
