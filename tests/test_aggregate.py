@@ -119,7 +119,7 @@ def test_diverged_and_failed_runs(tmp_path):
     st = agg.status.set_index("seed")
     assert st.loc[1, "category"] == INCLUDED
     # A diverged run is a failure everywhere: not converged, and the task's minimum score in every
-    # statistic, whatever its last finite return was (issue 14 item 7: one rule, not two).
+    # statistic, whatever its last finite return was (one rule, not two).
     assert st.loc[1, "converged"] == False  # noqa: E712
     assert st.loc[1, "final_return"] == 0.0 and st.loc[1, "final_normalised"] == 0.0
     assert st.loc[1, "last_finite_return"] == pytest.approx(100 * scores[-3])
@@ -193,7 +193,7 @@ def test_cli_missing_study_is_a_clear_error(tmp_path, capsys):
 
 
 def test_duplicate_seed_directories_are_both_rejected(tmp_path, capsys):
-    # seed_1 beside seed_01: the same seed twice would be counted twice (issue 15 item 4)
+    # seed_1 beside seed_01: the same seed twice would be counted twice
     study = write_study(tmp_path / "dup", variants={"sac": VariantSpec()}, seeds=3, epochs=5)
     shutil.copytree(study / "runs/push/sac/seed_1", study / "runs/push/sac/seed_01")
     agg = aggregate_study(study)
@@ -209,7 +209,7 @@ def test_duplicate_seed_directories_are_both_rejected(tmp_path, capsys):
 
 
 def test_files_that_are_directories_are_reasons_not_tracebacks(tmp_path, capsys):
-    # issue 15 item 7: a progress.csv that is a directory raised IsADirectoryError
+    # a progress.csv that is a directory raised IsADirectoryError
     study = write_study(tmp_path / "dirs", variants={"sac": VariantSpec()}, seeds=4, epochs=5)
     for seed, name in ((0, "progress.csv"), (1, "run.json"), (2, "timing.csv")):
         f = study / f"runs/push/sac/seed_{seed}" / name
@@ -239,7 +239,7 @@ def test_unknown_run_record_keys_are_ignored(tmp_path):
 
 
 def test_fingerprint_covers_every_input(tmp_path):
-    # issue 15 item 7: a new empty or checkpoint-only run directory, or a changed timing.csv, passed as
+    # a new empty or checkpoint-only run directory, or a changed timing.csv, passed as
     # "up to date"
     study = write_study(tmp_path / "fp", variants={"sac": VariantSpec()}, seeds=2, epochs=5)
     base = input_fingerprint(study)

@@ -1,7 +1,8 @@
-"""Claim verdicts on constructed studies whose answer is known (issue 14, items 1-4, 6, 7, 8 and 10).
+"""Claim verdicts on constructed studies whose answer is known (claim logic, seed floors, empty evidence, compound
+claims, Holm's correction, diverged runs).
 
 Studies are built from arrays (``rlmu.stats.simulation.group``); scores are normalised final returns
-(push: return / 100). Each test of a fixed fault names the case the issue gave.
+(push: return / 100). Each test of a fixed fault names the case that once went wrong.
 """
 
 from __future__ import annotations
@@ -342,3 +343,31 @@ def test_reproducible():
     a = evaluate_claims(study, seed=3, reps=1_000)
     b = evaluate_claims(study, seed=3, reps=1_000)
     assert [r.to_dict() for r in a] == [r.to_dict() for r in b]
+
+
+# ------------------------------------------------------------------- claims on every task of a study
+
+
+def test_claims_are_judged_on_every_task_that_has_their_variants():
+    # SAC converges on 9 of 10 seeds on acrobot and on 2 of 10 on push: C3 gets a row per task, each
+    # naming its task and judged on that task's seeds only
+    rows = {}
+    for task, k in (("acrobot", 9), ("push", 2)):
+        finals = np.r_[np.full(k, 0.9), np.zeros(10 - k)]
+        rows[(task, "sac")] = _group("sac", finals, task=task)
+    results = [r for r in evaluate_claims(StudyData(rows), reps=2_000, curve_reps=500) if r.id == "C3"]
+    assert sorted(r.task for r in results) == ["acrobot", "push"]
+    by_task = {r.task: r for r in results}
+    assert by_task["acrobot"].value == pytest.approx(0.9) and by_task["push"].value == pytest.approx(0.2)
+    assert by_task["push"].verdict == "contradicted"  # [0.03, 0.56] lies below [0.7, 0.8]
+    assert by_task["acrobot"].n_seeds == 10
+
+
+def test_an_acrobot_only_study_gets_verdicts_and_claims_without_variants_are_not_measured():
+    finals = np.r_[np.full(9, 0.9), np.zeros(1)]
+    study = StudyData({("acrobot", "sac"): _group("sac", finals, task="acrobot")})
+    results = _by_id(evaluate_claims(study, reps=2_000, curve_reps=500))
+    assert results["C3"].task == "acrobot" and results["C3"].verdict != "not measured"
+    assert results["C2"].verdict == "not measured" and "rlv" in results["C2"].detail
+    # pooled C8 stays one row over every task
+    assert CLAIMS_BY_ID["C8"].pooled and not any(c.pooled for c in CLAIMS if c.id != "C8")

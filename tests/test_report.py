@@ -238,7 +238,7 @@ def test_template_is_package_data():
 
 @pytest.mark.parametrize("change", ["empty_run_dir", "checkpoint_only_dir", "timing", "stats_code"])
 def test_report_notices_every_input(tmp_path, capsys, change):
-    """issue 14 item 11: what `rlmu report` reads decides whether its steps are up to date."""
+    """What `rlmu report` reads decides whether its steps are up to date."""
     study = write_study(tmp_path / "s", variants=VARIANTS, seeds=3, epochs=5)
     assert main(["report", str(study), *FAST]) == 0
     capsys.readouterr()

@@ -101,7 +101,7 @@ def test_bad_inputs_name_the_problem():
 
 
 def test_iqm_propagates_nan_like_rliable():
-    # issue 14 item 8: the IQM dropped a NaN score through its trim; every metric now returns NaN
+    # the IQM dropped a NaN score through its trim; every metric now returns NaN
     x = np.array([[0.1], [0.2], [np.nan], [0.4], [0.5]])
     for name, f in AGGREGATES.items():
         assert np.isnan(f(x)), name
@@ -154,7 +154,7 @@ def test_probability_of_improvement_mirrors_and_has_a_p_value():
 
 
 def test_probability_of_improvement_memory_is_bounded():
-    # issue 14 item 8: 40 vs 40 seeds at 50,000 repetitions peaked at 0.92 GB, growing with the square of
+    # 40 vs 40 seeds at 50,000 repetitions peaked at 0.92 GB, growing with the square of
     # the seed count; resample counts and cumulative sums keep it to chunks of a few tens of MB
     import tracemalloc
 

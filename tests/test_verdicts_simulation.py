@@ -1,4 +1,4 @@
-"""Acceptance of the claims' verdicts by simulation (issue 14): seeded, through the real routine
+"""Acceptance of the claims' verdicts by simulation: seeded, through the real routine
 (``rlmu.stats.claims.evaluate_claims``), one claim at a time; the scenarios are those of
 ``rlmu.stats.simulation`` and of the tables in ``docs/statistics.md``.
 

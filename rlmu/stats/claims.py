@@ -32,8 +32,9 @@ No verdict rests on a degenerate sample or on empty evidence:
   tested, and the reason is stated;
 - a claim whose parts are not all tested cannot be supported; it can still be contradicted by a tested part.
 
-Operationalisation (C1-C7 on the visual pushing task ``push``; C8 pooled over every task with all three VIRL
-modes). Scores are final evaluation returns normalised to [0, 1]; "converged" follows METHODS section 4,
+Operationalisation: C1-C7 are judged on each task of the study that has the variants they need, one row
+per task (the papers state them for the visual pushing task ``push``; on another task the same statistic
+asks the same question there); C8 is pooled over every task with all three VIRL modes. Scores are final evaluation returns normalised to [0, 1]; "converged" follows METHODS section 4,
 and a diverged run counts as a failure everywhere (score 0, not converged; ``rlmu.report.tables``).
 
 - C1 (``sac``, ``rlv``): env steps at which RLV's IQM curve first reaches 80% of SAC's final IQM, divided
@@ -98,7 +99,6 @@ __all__ = [
 ]
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "not measured")
-PUSH = "push"
 # Fewest seeds per compared group a verdict may rest on (docs/statistics.md has the coverage table behind it).
 DEFAULT_MIN_SEEDS = 10
 POWER = 0.8  # power that "seeds needed" is computed for
@@ -590,14 +590,16 @@ class Part:
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the paper table: all of its ``parts`` hold. ``task``: the task it is judged on, or None
-    for every task that has all of its variants (pooled into one statistic)."""
+    """A claim of the paper table: all of its ``parts`` hold. ``task``: the one task it is judged on, or
+    None for every task that has all of its variants: judged on each such task separately (one row per
+    task), or, with ``pooled``, on all of them at once (one statistic over every seed of every task)."""
 
     id: str
     text: str
     source: str
     parts: tuple[Part, ...]
-    task: str | None = PUSH
+    task: str | None = None
+    pooled: bool = False
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -659,7 +661,7 @@ CLAIMS: tuple[Claim, ...] = (
             Part(ScoreDifference("virl_both", "virl_spatial"), (0.0, None)),
             Part(ScoreDifference("virl_both", "virl_temporal"), (0.0, None)),
         ),
-        task=None,
+        pooled=True,
     ),
 )
 CLAIMS_BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
@@ -750,23 +752,35 @@ class _Pending:
         return "supported" if self.p == self.p_support else "contradicted"
 
 
-def _measure_claim(claim: Claim, study: StudyData, settings: Settings) -> _Pending | ClaimResult:
+def claim_tasks(claim: Claim, study: StudyData) -> list[list[str]] | ClaimResult:
+    """The task sets ``claim`` is judged on in ``study`` (one per row of the table), or its "not measured"
+    row when no task has all of its variants."""
     if claim.task is not None:
-        tasks = [claim.task]
         missing = [v for v in claim.variants if study.get(claim.task, v) is None]
-        if missing:
-            return _not_measured(claim, claim.task, missing)
-    else:
-        tasks = [t for t in study.tasks() if all(study.get(t, v) is not None for v in claim.variants)]
-        if not tasks:
-            present = {v for _, v in study.groups}
-            return _not_measured(
-                claim, "any task", [v for v in claim.variants if v not in present] or list(claim.variants)
-            )
+        return _not_measured(claim, claim.task, missing) if missing else [[claim.task]]
+    tasks = [t for t in study.tasks() if all(study.get(t, v) is not None for v in claim.variants)]
+    if not tasks:
+        present = {v for _, v in study.groups}
+        return _not_measured(
+            claim, "any task", [v for v in claim.variants if v not in present] or list(claim.variants)
+        )
+    return [tasks] if claim.pooled else [[t] for t in tasks]
+
+
+def _measure_claim(
+    claim: Claim, study: StudyData, settings: Settings, tasks: list[str] | None = None
+) -> _Pending | ClaimResult:
+    """Measure and test ``claim`` on ``tasks`` (default: its first task set, ``claim_tasks``)."""
+    if tasks is None:
+        found = claim_tasks(claim, study)
+        if isinstance(found, ClaimResult):
+            return found
+        tasks = found[0]
     groups = {v: [study.get(t, v) for t in tasks] for v in claim.variants}
+    where = ",".join(tasks)
     outcomes = []
     for i, part in enumerate(claim.parts):
-        m = part.statistic.measure(groups, settings, (claim.id, i))
+        m = part.statistic.measure(groups, settings, (claim.id, where, i))
         small = {g: n for g, n in m.sizes.items() if n < settings.min_seeds}
         if m.empty:
             untested = m.empty
@@ -789,7 +803,7 @@ def _measure_claim(claim: Claim, study: StudyData, settings: Settings) -> _Pendi
     k = len(claim.parts)
     p_support = max(o.p_support for o in tested) if len(tested) == k else math.nan
     p_contra = min(1.0, k * min(o.p_contra for o in tested)) if tested else math.nan
-    return _Pending(claim, ",".join(tasks), outcomes, p_support, p_contra, groups)
+    return _Pending(claim, where, outcomes, p_support, p_contra, groups)
 
 
 def _not_measured(claim: Claim, task: str, missing: list[str]) -> ClaimResult:
@@ -1018,7 +1032,8 @@ def evaluate_claims(
     claims: Sequence[Claim] = CLAIMS,
     seeds_needed: bool = True,
 ) -> list[ClaimResult]:
-    """Evaluate ``claims`` (default C1-C8) on ``study``; same ``seed`` -> identical results.
+    """Evaluate ``claims`` (default C1-C8) on ``study``; same ``seed`` -> identical results. A claim
+    gives one row per task it is judged on (``claim_tasks``; the row's ``task`` names it).
 
     ``reps``: bootstrap repetitions for score statistics; ``curve_reps``: for C1's curve statistic.
     ``min_seeds``: fewest seeds per compared group a part may be tested on. Holm's correction runs over
@@ -1029,7 +1044,13 @@ def evaluate_claims(
     if isinstance(min_seeds, bool) or not isinstance(min_seeds, int | np.integer) or min_seeds < 1:
         raise ValueError(f"min_seeds must be a positive integer, got {min_seeds!r}")
     settings = Settings(int(seed), int(reps), int(curve_reps), int(min_seeds))
-    pending = [_measure_claim(c, study, settings) for c in claims]
+    pending = []
+    for c in claims:
+        found = claim_tasks(c, study)
+        if isinstance(found, ClaimResult):
+            pending.append(found)
+        else:
+            pending += [_measure_claim(c, study, settings, tasks) for tasks in found]
     measured = [p for p in pending if isinstance(p, _Pending)]
     adjusted = dict(zip(map(id, measured), holm([p.p for p in measured]), strict=True))
     m_family = sum(np.isfinite(p.p) for p in measured)
