@@ -269,11 +269,37 @@ def cmd_report(args) -> int:
     agg, fp = run_aggregate(study_dir, _thresholds(config), force=args.force)
     tables, notes = run_stats(study_dir, agg, fp, params, force=args.force)
     figs = run_figures(study_dir, tables, force=args.force)
+    check = _reference_check(study_dir, agg, args.reference, params) if args.reference else None
     html_path, md_path = render_report(
-        study_dir, agg, tables, figs, notes=notes, params=asdict(params), config_path=config
+        study_dir, agg, tables, figs, notes=notes, params=asdict(params), config_path=config, reference=check
     )
     print(f"report: {html_path} ({html_path.stat().st_size / 1e6:.1f} MB), {md_path}")
+    if check is not None:
+        t = check.table
+        print(
+            f"reference {check.reference}: {int((t['verdict'] == 'agree').sum())} agree, "
+            f"{int((t['verdict'] == 'disagree').sum())} disagree, "
+            f"{int((t['verdict'] == 'not compared').sum())} not compared"
+            + "".join(
+                f"; disagrees: {r.task}/{r.variant} {r.metric}" for r in check.disagreements.itertuples()
+            )
+        )
     return 0
+
+
+def _reference_check(study_dir: Path, agg, reference: str, params):
+    """Compare the study with the reference study folder ``reference`` (aggregated in memory, unchanged)."""
+    from rlmu.report.aggregate import StudyError, aggregate_study
+    from rlmu.report.reference import reference_check
+
+    ref_dir = _study_dir(reference)
+    if ref_dir.resolve() == study_dir.resolve():
+        raise UserError(f"--reference {reference}: is the study itself")
+    try:
+        ref_agg = aggregate_study(ref_dir, _thresholds(_config_path(ref_dir, None)))
+    except StudyError as exc:
+        raise UserError(f"--reference {reference}: {exc}") from None
+    return reference_check(study_dir, agg, ref_dir, ref_agg, reps=min(params.reps, 10_000), seed=params.seed)
 
 
 def add_subcommands(subparsers) -> None:
@@ -328,4 +354,11 @@ def add_subcommands(subparsers) -> None:
     )
     common(p, stats=True)
     p.add_argument("--force", action="store_true", help="recompute every step even if up to date")
+    p.add_argument(
+        "--reference",
+        metavar="REF_DIR",
+        help="a reference study folder (e.g. results/reference/acrobot): the report puts its curves and "
+        "intervals beside this study's and says, per variant and metric, whether the two agree "
+        "(rlmu.report.reference; written to STUDY_DIR/reference/)",
+    )
     p.set_defaults(func=cmd_report)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from rlmu.report.aggregate import EXCLUDED, IN_PROGRESS, INCLUDED, Aggregation
 from rlmu.report.figures import Figure
+from rlmu.report.reference import REFERENCE_DIR, ReferenceCheck
 from rlmu.report.render import bold, environment, plain, table_data
 from rlmu.report.tables import ALL_TASKS, VIEWS
 from rlmu.utils.io import atomic_write_text
@@ -343,7 +344,63 @@ def _excluded(agg: Aggregation) -> pd.DataFrame:
     )
 
 
-def render_markdown(study: str, agg: Aggregation, tables: dict[str, pd.DataFrame], notes: list[str]) -> str:
+def reference_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The reproduction check as the report shows it: one row per (task, variant, metric)."""
+
+    def iv(v, lo, hi):
+        return "" if pd.isna(v) else f"{v:.3f}" + ("" if pd.isna(lo) else f" [{lo:.3f}, {hi:.3f}]")
+
+    return pd.DataFrame(
+        {
+            "task": table["task"],
+            "variant": table["variant"],
+            "metric": table["metric"],
+            "this study [95% CI]": [
+                iv(*r) for r in zip(table["study"], table["study_low"], table["study_high"], strict=True)
+            ],
+            "seeds": table["n_study"],
+            "reference [95% CI]": [
+                iv(*r)
+                for r in zip(table["reference"], table["reference_low"], table["reference_high"], strict=True)
+            ],
+            "reference seeds": table["n_reference"],
+            "difference [95% CI]": [
+                iv(*r) for r in zip(table["diff"], table["diff_low"], table["diff_high"], strict=True)
+            ],
+            "p (Holm)": [
+                "" if pd.isna(p) else f"{_p(p)} ({_p(h)})"
+                for p, h in zip(table["p_value"], table["p_holm"], strict=True)
+            ],
+            "verdict": [
+                v if not r else f"{v}: {r}" for v, r in zip(table["verdict"], table["reason"], strict=True)
+            ],
+        }
+    )
+
+
+def _reference_view(study_dir: Path, reference: ReferenceCheck | None) -> dict | None:
+    if reference is None:
+        return None
+    t = reference.table
+    return {
+        "path": str(reference.reference),
+        "counts": {v: int((t["verdict"] == v).sum()) for v in ("agree", "disagree", "not compared")},
+        "table": table_data(
+            reference_summary(t),
+            row_class=lambda r: "bad" if str(r["verdict"]).startswith("disagree") else "",
+        ),
+        "notes": reference.notes,
+        "figures": [_embed(study_dir / REFERENCE_DIR, f) for f in reference.figures],
+    }
+
+
+def render_markdown(
+    study: str,
+    agg: Aggregation,
+    tables: dict[str, pd.DataFrame],
+    notes: list[str],
+    reference: ReferenceCheck | None = None,
+) -> str:
     return (
         environment()
         .get_template("report.md.j2")
@@ -360,6 +417,9 @@ def render_markdown(study: str, agg: Aggregation, tables: dict[str, pd.DataFrame
             poi=[(label, table_data(poi_summary(tables["poi"], v))) for v, label in VIEWS.items()],
             excluded=table_data(_excluded(agg)),
             warnings=agg.warnings,
+            reference=None
+            if reference is None
+            else {"path": str(reference.reference), "table": table_data(reference_summary(reference.table))},
         )
     )
 
@@ -373,8 +433,10 @@ def render_report(
     notes: list[str] | None = None,
     params: dict | None = None,
     config_path: Path | None = None,
+    reference: ReferenceCheck | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into the study folder; returns both paths."""
+    """Write ``report.html`` and ``report.md`` into the study folder; returns both paths. ``reference``:
+    a reproduction check (``rlmu.report.reference``), shown in a section of its own."""
     study_dir = Path(study_dir)
     study = study_dir.resolve().name
     notes = list(notes or [])
@@ -399,6 +461,7 @@ def render_report(
             sections=[
                 ("summary", "Summary"),
                 ("claims", "Claims"),
+                *([("reference", "Reproduction check")] if reference is not None else []),
                 ("figures", "Figures"),
                 ("tables", "Tables"),
                 ("runs", "Runs"),
@@ -429,11 +492,12 @@ def render_report(
             config_text=config_text,
             config_path=str(config_path) if config_path else "",
             provenance=table_data(pd.DataFrame(provenance(agg, params), columns=["item", "value"])),
+            reference=_reference_view(study_dir, reference),
         )
     )
     html_path, md_path = study_dir / "report.html", study_dir / "report.md"
     atomic_write_text(html_path, html_text)
-    atomic_write_text(md_path, render_markdown(study, agg, tables, notes))
+    atomic_write_text(md_path, render_markdown(study, agg, tables, notes, reference))
     return html_path, md_path
 
 
