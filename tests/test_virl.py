@@ -43,8 +43,8 @@ def test_time_warp_crop_and_length():
     seq = np.arange(10)[:, None].astype(np.float32)
     assert time_warp(seq, 2.0)[:, 0].tolist() == [0, 2, 4, 6, 8, 9, 9, 9, 9, 9]
     assert time_warp(seq, 0.5)[:, 0].tolist() == [0, 0, 1, 2, 2, 2, 3, 4, 4, 4]  # numpy rounds half to even
-    c = crop(seq, np.random.default_rng(0), 0.3)
-    assert 3 <= len(c) < 10 and c[0, 0] >= 1 and np.all(np.diff(c[:, 0]) == 1)
+    c = crop(seq, np.random.default_rng(0), VirlConfig(crop_min_fraction=0.3))
+    assert 3 <= len(c) <= 4 and c[0, 0] >= 1 and np.all(np.diff(c[:, 0]) == 1)  # a warp leaves out <= 5
     assert fit_length(seq[:3], 5)[:, 0].tolist() == [0, 1, 2, 2, 2]
 
 
@@ -106,10 +106,11 @@ def test_config_rejects_bad_values():
 
 def test_shared_demo_encoding_gives_same_loss_and_gradients():
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(2)  # a batch with (agent, agent) positives
     cfg = VirlConfig(batch_size=12)
     demo = _demo()
-    a, b, y = make_pairs(demo, [_random_rollout(rng)], [_random_rollout(rng)], 12, rng, cfg)
+    rollouts = [_random_rollout(rng), _random_rollout(rng)]  # one round: (agent, agent) positives exist
+    a, b, y = make_pairs(demo, rollouts, [_random_rollout(rng)], 12, rng, cfg)
     is_demo = np.array([np.array_equal(row, demo) for row in a])
     assert 2 <= is_demo.sum() < 12  # most first elements are the demo, agent_self pairs are not
     learner = DistanceLearner((6,), cfg)

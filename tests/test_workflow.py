@@ -176,11 +176,16 @@ def test_training_jobs_need_observation_data_only_when_their_variant_uses_it(tmp
     data = "results/quick/data"
     for rule in (
         pack_rule("push", "sac", [0]),
-        pack_rule("push", "virl_both", [0]),
         pack_rule("acrobot", "sac", [0, 1]),
-        pack_rule("acrobot", "virl_spatial", [0, 1]),
+        pack_rule("acrobot", "virl_spatial", [0, 1]),  # no other task's videos of its kind
     ):
         assert "input" not in jobs[rule] and "data." not in jobs[rule]["shell"], jobs[rule]
+        assert "virl.other_videos" not in jobs[rule]["shell"], jobs[rule]
+    # VIRL on push: the drawer's videos in the agent's domain are its other-task negatives.
+    virl = jobs[pack_rule("push", "virl_both", [0])]
+    assert virl["input"] == f"{data}/drawer_robot_videos.npz" and "data." not in virl["shell"], virl
+    assert f"'virl.other_videos=[{data}/drawer_robot_videos.npz]'" in virl["shell"], virl
+    assert "--domain robot" in jobs["robot_videos"]["shell"] and counts["robot_videos"] == 1
     assert jobs[pack_rule("push", "rlv_nopair", [0])]["input"] == f"{data}/push_observations.npz"
     assert (
         jobs[pack_rule("push", "rlv", [0])]["input"]

@@ -74,11 +74,18 @@ class VirlTrainConfig(VirlConfig):
     demo: str | None = None
     demo_episode: int = Field(0, ge=0)
     demo_seed: int = Field(0, ge=0)
-    # Videos of other tasks (negatives "another task's video"): an observation-video file, all episodes.
-    other_videos: str | None = None
+    # Videos of other tasks (negatives "another task's video"): observation-video files of tasks other
+    # than the run's, every episode of each (a single path is read as a list of one). The workflow passes
+    # the robot-domain videos of every other task with the same observations (docs/training.md, VIRL).
+    other_videos: tuple[str, ...] = ()
     retrain_every: int = Field(1000, ge=1)  # environment steps per policy round (between retrains)
     rollouts_kept: int = Field(20, ge=0)  # most recent complete agent episodes used as training pairs
     pretrain_steps: int = Field(500, ge=0)  # distance updates on the demo (+ other videos) before RL
+
+    @field_validator("other_videos", mode="before")
+    @classmethod
+    def _path_list(cls, v: Any) -> Any:
+        return () if v is None else (v,) if isinstance(v, str) else v
 
     def distance_config(self) -> VirlConfig:
         """The fields of ``rlmu.virl.VirlConfig`` alone (what the distance model and reward read)."""

@@ -15,10 +15,14 @@ METHODS section 3 (VIRL). The trainer owns one :class:`VirlReward` when ``virl.e
   ``virl.train_steps`` updates on pairs built from the demo, the ``virl.rollouts_kept`` most recent
   complete agent episodes (read from the replay buffer, whose frames are stored once) and the other-task
   videos; then the reward of every stored transition is recomputed with the new model, and the recurrent
-  state of the unfinished episode is rebuilt from its frames.
+  state of the unfinished episode is rebuilt from its frames. An agent episode belongs to the round in
+  which it completed (the policy round that collected it): the (agent, agent) positives pair two
+  different episodes of one round.
+- **Other-task videos** (``virl.other_videos``): every episode of each listed observation-video file, of
+  another task than the run's, with the demonstration's frame shape.
 - **Checkpoint**: the distance model, its optimizer, the pair generator's state, the pre-training counter,
-  the current episode's recurrent state and a digest of the demonstration (the agent rollouts are in the
-  replay buffer, which is checkpointed). Resume is exact.
+  the first episode of every round, the current episode's recurrent state and a digest of the
+  demonstration (the agent rollouts are in the replay buffer, which is checkpointed). Resume is exact.
 
 Frames given to the distance model are HWC (pixels) or state vectors, as in ``rlmu.virl``; the replay
 buffer stores pixels CHW.
@@ -26,15 +30,16 @@ buffer stores pixels CHW.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from typing import Any
 
 import numpy as np
 import torch
 
-from rlmu.errors import UserError
+from rlmu.errors import CheckpointError, UserError
 from rlmu.seeding import SEED_TAG_VIRL_PAIRS, child_seed
-from rlmu.tasks import TaskSpec
+from rlmu.tasks import TASKS, TaskSpec, get_task
 from rlmu.train.replay import ReplayBuffer, rng_state, set_rng_state
 from rlmu.virl import DistanceLearner, recompute_rewards
 from rlmu.virl.pairs import as_float
@@ -91,7 +96,7 @@ def load_demo(cfg, spec: TaskSpec, make_env) -> tuple[np.ndarray, str]:
     )
     env = make_env()
     try:
-        frames, reached = rollout_episode(env, expert, seed=v.demo_seed)
+        frames, reached = rollout_episode(env, expert, seed=v.demo_seed)[:2]  # (frames, ends in the goal)
     finally:
         env.close()
     if spec.pixels:
@@ -104,18 +109,42 @@ def load_demo(cfg, spec: TaskSpec, make_env) -> tuple[np.ndarray, str]:
     )
 
 
-def load_other_videos(cfg, frame_shape: tuple[int, ...]) -> list[np.ndarray]:
-    """Episodes of ``virl.other_videos`` (negatives "another task's video"); frames must match the demo's."""
-    path = cfg.virl.other_videos
-    if path is None:
+# The observation domain of the other-task videos the workflow generates for VIRL runs: the agent's own
+# (the demonstration and the agent's rollouts are rendered in it), so a video is a negative for what it
+# shows, not for how it is rendered.
+OTHER_VIDEO_DOMAIN = "robot"
+
+
+def other_tasks(task: str) -> list[str]:
+    """The tasks whose videos are a VIRL run's negatives "another task's video": every other task with
+    image observations, for an image task (push: drawer; drawer: push). A state task has none (Acrobot is
+    the only one, and an image or another state space is no video of its kind)."""
+    spec = get_task(task)
+    if not spec.pixels:
         return []
-    ds = _load_frames_file(path, "virl.other_videos")
-    if tuple(ds.frames.shape[1:]) != tuple(frame_shape):
-        raise UserError(
-            f"virl.other_videos: {path}: frames have shape {tuple(ds.frames.shape[1:])}, "
-            f"the demonstration's are {tuple(frame_shape)}"
-        )
-    return [np.array(e) for e in ds.episodes]
+    return [t.name for t in TASKS.values() if t.pixels and t.name != spec.name]
+
+
+def load_other_videos(cfg, spec: TaskSpec, frame_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Every episode of the ``virl.other_videos`` files (negatives "another task's video"), in file order.
+
+    Each file must hold another task than the run's, with the demonstration's frame shape.
+    """
+    out: list[np.ndarray] = []
+    for path in cfg.virl.other_videos:
+        ds = _load_frames_file(path, "virl.other_videos")
+        if ds.meta.get("task") == spec.name:
+            raise UserError(
+                f"virl.other_videos: {path}: holds videos of this run's own task {spec.name!r}, "
+                "not of another task"
+            )
+        if tuple(ds.frames.shape[1:]) != tuple(frame_shape):
+            raise UserError(
+                f"virl.other_videos: {path}: frames have shape {tuple(ds.frames.shape[1:])}, "
+                f"the demonstration's are {tuple(frame_shape)}"
+            )
+        out += [np.array(e) for e in ds.episodes]
+    return out
 
 
 class VirlReward:
@@ -136,12 +165,15 @@ class VirlReward:
         self.replay = replay
         self.pixels = spec.pixels
         self.demo, self.demo_description = load_demo(cfg, spec, make_env)
-        self.other_videos = load_other_videos(cfg, self.demo.shape[1:])
+        self.other_videos = load_other_videos(cfg, spec, self.demo.shape[1:])
         self.learner = DistanceLearner(tuple(self.demo.shape[1:]), self.dcfg, device)
         self.learner.model.eval()
         self.device = self.learner.device
         self.rng = np.random.default_rng(child_seed(cfg.seed, SEED_TAG_VIRL_PAIRS))
         self.pretrain_steps_done = 0
+        # First episode id of each policy round: round k holds the episodes completed during it, ids in
+        # [round_starts[k], round_starts[k + 1]).
+        self.round_starts: list[int] = [0]
         # The agent's frames 0 .. episode_steps are compared with these demo frames (clamped at its end).
         self.horizon = spec.episode_steps + 1
         self._hx: Any = None  # recurrent state of the current episode after its newest frame
@@ -199,22 +231,29 @@ class VirlReward:
             self._refresh_demo()
         return losses
 
-    def recent_rollouts(self, newest_complete: int) -> list[np.ndarray]:
+    def episode_round(self, episode: int) -> int:
+        """The policy round in which agent episode ``episode`` completed (0: before the first retrain)."""
+        return bisect.bisect_right(self.round_starts, int(episode)) - 1
+
+    def recent_rollouts(self, newest_complete: int) -> tuple[list[np.ndarray], list[int]]:
         """Frames of the ``rollouts_kept`` newest complete episodes with id <= ``newest_complete`` that are
-        still whole in the replay buffer, oldest first (model layout: HWC pixels or states)."""
+        still whole in the replay buffer, oldest first (model layout: HWC pixels or states), and the round
+        of each."""
         if self.vcfg.rollouts_kept == 0 or len(self.replay) == 0:
-            return []
+            return [], []
         ids = np.unique(self.replay.episode_id[self.replay.valid_slots()])
         ids = ids[ids <= newest_complete][::-1]
         out: list[np.ndarray] = []
+        rounds: list[int] = []
         for ep in ids:
             frames = self.replay.episode_frames(int(ep), channels_last=self.pixels)
             if frames is None:  # its start was already overwritten: so are all older ones
                 break
             out.append(frames)
+            rounds.append(self.episode_round(int(ep)))
             if len(out) == self.vcfg.rollouts_kept:
                 break
-        return out[::-1]
+        return out[::-1], rounds[::-1]
 
     def retrain(self, current_episode: int, in_progress: bool) -> dict[str, float]:
         """One round: train on demo + recent rollouts (+ other videos), then rescore the replay buffer.
@@ -222,8 +261,9 @@ class VirlReward:
         ``current_episode`` is the id of the episode in progress (``in_progress``) or of the next one.
         Returns the mean losses of the round's updates (``loss_distance`` among them).
         """
-        rollouts = self.recent_rollouts(current_episode - 1)
-        losses = self.learner.train(self.demo, rollouts, self.other_videos, self.rng)
+        rollouts, rounds = self.recent_rollouts(current_episode - 1)
+        losses = self.learner.train(self.demo, rollouts, self.other_videos, self.rng, agent_rounds=rounds)
+        self.round_starts.append(int(current_episode))  # the next round's episodes complete after this one
         self._refresh_demo()
         self.rescore_replay()
         if in_progress:
@@ -262,6 +302,7 @@ class VirlReward:
             "learner": self.learner.state_dict(),
             "rng": rng_state(self.rng),
             "pretrain_steps_done": self.pretrain_steps_done,
+            "round_starts": list(self.round_starts),
             "hx": hx,
             "demo_sha256": _digest(self.demo),
         }
@@ -276,6 +317,12 @@ class VirlReward:
         self.learner.model.eval()
         set_rng_state(self.rng, state["rng"])
         self.pretrain_steps_done = int(state["pretrain_steps_done"])
+        if "round_starts" not in state:
+            raise CheckpointError(
+                "the VIRL state of this checkpoint has no policy rounds (written by an older rlmu); "
+                "restart the run"
+            )
+        self.round_starts = [int(e) for e in state["round_starts"]]
         hx = state["hx"]
         if isinstance(hx, list):
             hx = tuple(t.to(self.device) for t in hx)

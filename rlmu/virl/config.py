@@ -27,7 +27,9 @@ class VirlConfig(BaseModel):
     noise_sigma: float = Field(0.05, ge=0)  # Gaussian pixel noise, on frames scaled to [0, 1]
     warp_speed_min: float = Field(0.5, gt=0)
     warp_speed_max: float = Field(2.0, gt=0)
-    crop_min_fraction: float = Field(0.3, gt=0, lt=1)  # a cropped demo keeps this much or more, padded
+    # A cropped demo keeps this fraction of the frames or more (padded), and always fewer than any time
+    # warp shows: it leaves out one frame more than the warp speeds can (rlmu.virl.pairs.crop_max_kept).
+    crop_min_fraction: float = Field(0.3, gt=0, lt=1)
     # Training.
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(16, ge=2)
@@ -42,6 +44,16 @@ class VirlConfig(BaseModel):
     def _check(self) -> VirlConfig:
         if self.warp_speed_min > self.warp_speed_max:
             raise ValueError("warp_speed_min must not exceed warp_speed_max")
+        if self.crop_min_fraction >= self.crop_max_fraction:
+            raise ValueError(
+                f"crop_min_fraction must be below {self.crop_max_fraction:g}: a crop keeps fewer frames than a "
+                f"time warp at speeds [{self.warp_speed_min:g}, {self.warp_speed_max:g}] shows"
+            )
         if not self.conv_channels or any(c < 1 for c in self.conv_channels):
             raise ValueError("conv_channels must be a non-empty list of positive integers")
         return self
+
+    @property
+    def crop_max_fraction(self) -> float:
+        """The fraction of a long demo's frames the slowest or fastest time warp shows (a crop keeps less)."""
+        return min(1.0, self.warp_speed_min, 1.0 / self.warp_speed_max)

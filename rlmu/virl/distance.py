@@ -82,14 +82,20 @@ class DistanceLearner:
         other_videos: list[np.ndarray],
         rng: np.random.Generator,
         steps: int | None = None,
+        agent_rounds: list[int] | None = None,
     ) -> dict[str, float]:
-        """Run ``steps`` (default ``cfg.train_steps``) updates on freshly drawn pairs; mean losses."""
+        """Run ``steps`` (default ``cfg.train_steps``) updates on freshly drawn pairs; mean losses.
+
+        ``agent_rounds``: the policy round of each agent rollout (``make_pairs``; None: one round).
+        """
         steps = self.cfg.train_steps if steps is None else steps
         sums: dict[str, float] = {}
         self.model.train()
         demo_f = fit_length(as_float(demo), len(demo))  # how make_pairs presents the demo
         for _ in range(steps):
-            a, b, y = make_pairs(demo, agent_rollouts, other_videos, self.cfg.batch_size, rng, self.cfg)
+            a, b, y = make_pairs(
+                demo, agent_rollouts, other_videos, self.cfg.batch_size, rng, self.cfg, agent_rounds
+            )
             is_demo = np.array([np.array_equal(row, demo_f) for row in a])
             a_t, b_t, y_t = (torch.as_tensor(v, device=self.device) for v in (a, b, y))
             total, parts = self.loss(a_t, b_t, y_t, shared_first=is_demo)

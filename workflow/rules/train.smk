@@ -18,8 +18,8 @@ for _pack in PACKS:
             _pack.rule
         input:
             IMAGE,
-            # only the datasets the variant's run config uses (SAC and VIRL none)
-            **{k.removeprefix("data."): v for k, v in study.run_data(config, _pack.task, _pack.variant).items()},
+            # only the datasets the variant's run config uses (SAC none; VIRL the other tasks' videos)
+            **{k.rsplit(".", 1)[-1]: v for k, v in study.run_data(config, _pack.task, _pack.variant).items()},
         output:
             study.pack_outputs(config, _pack),
         params:

@@ -45,6 +45,7 @@ from rlmu.errors import UserError
 from rlmu.tasks import TASKS, get_task
 from rlmu.train.config import TrainConfig, load_config
 from rlmu.train.variants import VARIANTS
+from rlmu.train.virl import OTHER_VIDEO_DOMAIN, other_tasks
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 BUDGET_KEYS = ("epochs", "steps_per_epoch", "eval_episodes")  # a task's `train:` keys passed as key=value
@@ -216,6 +217,11 @@ def paired_path(config: Mapping[str, Any], task: str) -> str:
     return f"{study_dir(config)}/data/{task}_paired.npz"
 
 
+def robot_videos_path(config: Mapping[str, Any], task: str) -> str:
+    """Videos of ``task`` in the agent's own domain: the other-task negatives of VIRL runs."""
+    return f"{study_dir(config)}/data/{task}_{OTHER_VIDEO_DOMAIN}_videos.npz"
+
+
 def run_record(config: Mapping[str, Any], task: str, variant: str, seed: int) -> str:
     return f"{runs_dir(config, task, variant)}/seed_{seed}/run.json"
 
@@ -255,11 +261,14 @@ def run_config(config: Mapping[str, Any], task: str, variant: str, seed: int, so
         raise PlanError(f"{source}: {_study_keys(str(exc), config, task, variant)}") from None
 
 
-def run_data(config: Mapping[str, Any], task: str, variant: str) -> dict[str, str]:
-    """``data.observations`` / ``data.paired`` of a (task, variant): only the datasets its config uses.
+def run_data(config: Mapping[str, Any], task: str, variant: str) -> dict[str, Any]:
+    """``data.observations`` / ``data.paired`` / ``virl.other_videos`` of a (task, variant): only the
+    datasets its config uses.
 
     Decided by the trainer's config model: the run config is resolved with every dataset the study
-    makes for the task, and keeps those its variant enables (SAC and VIRL use none).
+    makes for the task, and keeps those its variant enables (SAC none). A VIRL run gets the videos of
+    every other task with its kind of observations in the agent's domain (``rlmu.train.virl.other_tasks``:
+    push <-> drawer, Acrobot none), unless the study's overrides set ``virl.other_videos``.
     """
     offered = {"data.observations": observations_path(config, task)}
     if get_task(task).pixels:  # paired robot/human images exist for image tasks only
@@ -275,6 +284,10 @@ def run_data(config: Mapping[str, Any], task: str, variant: str) -> dict[str, st
         used["data.observations"] = offered["data.observations"]
     if cfg.agent.rlv.enabled and cfg.agent.rlv.paired and cfg.data.paired == offered.get("data.paired"):
         used["data.paired"] = offered["data.paired"]
+    others = [robot_videos_path(config, t) for t in other_tasks(task)]
+    own = "virl.other_videos" in config["tasks"][task]["train"].get("overrides", {})
+    if cfg.virl.enabled and others and not own:
+        used["virl.other_videos"] = others
     return used
 
 
@@ -436,8 +449,16 @@ def generate_args(config: Mapping[str, Any], task: str) -> str:
     ]
     if get_task(task).pixels:
         args += [f"--image-size {image_size(config)}"]
-        args += [f"--domain {shlex.quote(data['domain'])}"] if "domain" in data else []
+    args += [f"--domain {shlex.quote(data['domain'])}"] if "domain" in data else []
     return " ".join(args)
+
+
+def robot_video_args(config: Mapping[str, Any], task: str) -> str:
+    """Other-task videos of an image task: its data block's size, noise and seed (if the study has the
+    task), in the agent's domain."""
+    data = config["tasks"].get(task, {}).get("data", {})
+    args = [f"--{k} {shlex.quote(str(data[k]))}" for k in ("transitions", "noise", "seed") if k in data]
+    return " ".join([*args, f"--image-size {image_size(config)}", f"--domain {OTHER_VIDEO_DOMAIN}"])
 
 
 def paired_args(config: Mapping[str, Any], task: str) -> str:
