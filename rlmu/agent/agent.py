@@ -7,15 +7,20 @@ member, ``(K,)``. A seed trained alone is a pack of one.
 
 Update (``Agent.update``), every number from the config:
 
-1. Encode. Pixel batches are random-shifted per sample (``augment.random_shift``; s and s' independently,
-   as DrQ; paired and MEM frames are not shifted), each member with its own generator. Each frame is
-   encoded once: s_int, s_obs, s'_int with gradients (s'_int feeds the inverse loss), s'_obs without (it only
-   feeds the critic target and the inverse model's detached action labels). Plain SAC: s with gradients, s'
-   without.
+1. Encode with the shared encoder f_enc: the pixel encoder, or for state observations a learned MLP
+   (``encoder.state``, default on, so every variant of a state task has the same architecture; off: the
+   identity). Pixel batches are random-shifted (``augment``), by ``encoder.shift``: ``per_transition`` (one
+   offset per transition, shared by s and s', so s' - s stays the motion the inverse model reads; the
+   default), ``per_frame`` (s and s' independently, DrQ) or ``per_batch`` (one offset per update for every
+   RL frame, [released]); paired and MEM frames are not shifted; each member draws from its own generator.
+   Each frame is encoded once: s_int, s_obs, s'_int with gradients (s'_int feeds the inverse loss), s'_obs
+   without (it only feeds the critic target and the inverse model's detached action labels). Plain SAC: s
+   with gradients, s' without. With ``encoder.target`` (DrQ v1) the critic target reads s' through a target
+   encoder instead.
 2. Losses, all at the same parameters (``losses.py``), one small method each:
    - ``critic_loss``: twin-Q soft TD on all 256 + 256 transitions; the observation actions are the inverse
      model's predictions, detached; the target uses the target critic on the online encoder's features of
-     s' (no gradient, as DrQ-v2).
+     s' (no gradient, as DrQ-v2), or on the target encoder's (``encoder.target``, as DrQ v1).
    - ``actor_loss``, ``alpha_loss``: SAC policy and temperature losses on all transitions. The actor reads
      detached features by default (``sac.actor_updates_encoder = False``, as DrQ / SAC-AE) and the critic
      with its parameters held constant (LeanRL), so its gradient reaches the actor only.
@@ -48,10 +53,16 @@ Update (``Agent.update``), every number from the config:
 
    ``rlv.per_loss_optimizers = True`` ([released]): one Adam per active loss over that loss's groups, so
    the encoder has one Adam state per loss that touches it and a loss scale acts only through Adam's
-   epsilon. ``False``: the scaled gradients are summed per parameter and one Adam per group steps. Learning
+   epsilon; the paired scale follows the task (``rlv.paired_scale_by_task``) unless ``rlv.paired_scale``
+   is set. ``False``: the scaled gradients are summed per parameter and one Adam per group steps, with
+   summed mode's own scales (``rlv.summed_*_scale``, ``mem.summed_loss_scale``). Learning
    rates: ``sac.lr``, except the MEM optimizer / the motion_extractor group (``mem.lr``). Adam is
    elementwise, so a member's step never reads another member's numbers.
-5. Polyak update of the target critic every ``sac.target_update_period`` updates.
+5. Polyak update of the target critic (and target encoder, rate ``encoder.target_tau``) every
+   ``sac.target_update_period`` updates.
+
+The first update also reports each encoder-training loss's gradient norm on each member's encoder
+(``UpdateResult.encoder_grad_norms``; the trainer writes it to ``first_update.csv``).
 
 ``pretrain_mem_step`` trains encoder + MEM on Eq. 6 alone with its own Adam (``mem.lr``).
 
@@ -73,7 +84,7 @@ import torch
 from torch import nn
 
 from rlmu.agent import losses as L
-from rlmu.agent.augment import random_shift
+from rlmu.agent.augment import draw_shifts, shift
 from rlmu.agent.config import AgentConfig
 from rlmu.agent.networks import (
     Actor,
@@ -85,7 +96,9 @@ from rlmu.agent.networks import (
     MemberMotionExtractor,
     MotionExtractor,
     mlp,
+    state_encoder,
 )
+from rlmu.errors import UserError
 
 LOSS_GROUPS: dict[str, tuple[str, ...]] = {
     "loss_critic": ("encoder", "critic"),
@@ -109,6 +122,9 @@ class UpdateResult:
 
     values: dict[str, np.ndarray]
     diverged: list[tuple[int, str, float]]
+    # The first update of the agent only: each encoder-training loss -> (K,) norms of its scaled gradient
+    # with respect to each member's encoder parameters (``Agent.encoder_grad_norms``); otherwise None.
+    encoder_grad_norms: dict[str, np.ndarray] | None = None
 
 
 class Agent:
@@ -120,6 +136,11 @@ class Agent:
         action_dim: |A|; actions live in [-1, 1]^A.
         device: torch device for networks and batches.
         seeds: the members' seeds (a pack of one: ``(seed,)``).
+        task: the task's short name (``push``, ``drawer``, ...), which picks the task-dependent defaults
+            (``rlv.paired_scale_by_task``); None: push's.
+
+    A configuration in which an enabled loss can only train parameters the policy never reads (the
+    generator, paired or MEM loss with an identity state encoder) is refused (``UserError``).
     """
 
     def __init__(
@@ -129,6 +150,7 @@ class Agent:
         action_dim: int,
         device: str | torch.device = "cpu",
         seeds: Sequence[int] = (0,),
+        task: str | None = None,
     ):
         self.cfg = cfg if isinstance(cfg, AgentConfig) else AgentConfig.model_validate(cfg)
         if int(action_dim) < 1:
@@ -140,11 +162,14 @@ class Agent:
         self.device = torch.device(device)
         self.seeds = tuple(int(s) for s in seeds)
         self.n_members = len(self.seeds)
+        self.task = task
+        problem = self.cfg.dead_loss(pixels=len(self.obs_shape) == 3)
+        if problem:
+            raise UserError(problem)
 
         members = [self._member_networks(seed) for seed in self.seeds]
         sac, rlv, mem = self.cfg.sac, self.cfg.rlv, self.cfg.mem
         enc = self.cfg.encoder
-        pixel = len(self.obs_shape) == 3
         self.encoder = Encoder(
             self.obs_shape,
             self.n_members,
@@ -152,9 +177,13 @@ class Agent:
             enc.kernel,
             enc.pool,
             enc.channels_last,
-            members=[m["encoder"] for m in members] if pixel else None,
+            members=[m["encoder"] for m in members] if "encoder" in members[0] else None,
         )
         self.is_pixel = self.encoder.is_pixel
+        # DrQ v1's target encoder: a copy read only by the critic target, Polyak-averaged like the target critic.
+        self.encoder_target = (
+            copy.deepcopy(self.encoder).requires_grad_(False) if enc.target and self.encoder.learned else None
+        )
         self.actor = Actor([m["actor"] for m in members], sac.log_std_min, sac.log_std_max)
         self.critic = Critic([m["q1"] for m in members], [m["q2"] for m in members])
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -194,16 +223,15 @@ class Agent:
         self.active = np.ones(self.n_members, dtype=bool)
 
         self.loss_groups = self._active_loss_groups()
-        self.loss_scales = {
-            "loss_critic": 1.0,
-            "loss_actor": 1.0,
-            "loss_alpha": 1.0,
-            "loss_inverse": rlv.inverse_scale,
-            "loss_discriminator": rlv.discriminator_scale,
-            "loss_generator": rlv.generator_scale,
-            "loss_paired": rlv.paired_scale,
-            "loss_mem": mem.loss_scale,
-        }
+        if rlv.per_loss_optimizers:  # [released] scales, each acting through its own Adam
+            scales = (rlv.inverse_scale, rlv.discriminator_scale, rlv.generator_scale)
+            scales += (rlv.paired_scale_for(task), mem.loss_scale)
+        else:  # summed mode's own scales
+            scales = (rlv.summed_inverse_scale, rlv.summed_discriminator_scale, rlv.summed_generator_scale)
+            scales += (rlv.summed_paired_scale, mem.summed_loss_scale)
+        self.loss_scales = {"loss_critic": 1.0, "loss_actor": 1.0, "loss_alpha": 1.0}
+        names = ("loss_inverse", "loss_discriminator", "loss_generator", "loss_paired", "loss_mem")
+        self.loss_scales.update(zip(names, scales, strict=True))
         self.optimizers = self._build_optimizers()
         # Every parameter is one member's own tensor: parameter -> member index.
         self._member_of: dict[torch.Tensor, int] = {p: k for k, p in enumerate(self.log_alphas)}
@@ -226,6 +254,9 @@ class Agent:
             if len(self.obs_shape) == 3:
                 nets["encoder"] = ConvEncoder(self.obs_shape, enc.channels, enc.kernel, enc.pool)
                 repr_dim = nets["encoder"].repr_dim
+            elif enc.state:
+                nets["encoder"] = state_encoder(self.obs_shape[0], enc.state_hidden, enc.state_features)
+                repr_dim = enc.state_features
             else:
                 repr_dim = self.obs_shape[0]
             nets["actor"] = mlp(repr_dim, sac.hidden, 2 * self.action_dim)
@@ -250,7 +281,7 @@ class Agent:
             "critic": self.critic,
             "critic_target": self.critic_target,
         }
-        for name in ("inverse_model", "discriminator", "motion_extractor"):
+        for name in ("encoder_target", "inverse_model", "discriminator", "motion_extractor"):
             if getattr(self, name) is not None:
                 nets[name] = getattr(self, name)
         return nets
@@ -261,8 +292,8 @@ class Agent:
         return self._group_params.get(group, [])
 
     def _active_loss_groups(self) -> dict[str, tuple[str, ...]]:
-        """Active losses -> parameter groups with parameters. A loss whose only group is a parameter-free
-        encoder (state observations: generator, paired) is inactive."""
+        """Active losses -> parameter groups with parameters (an identity state encoder has none; the
+        configurations whose losses would then train nothing the policy reads are refused at construction)."""
         rlv, mem = self.cfg.rlv, self.cfg.mem
         active = ["loss_critic", "loss_actor", "loss_alpha"]
         if rlv.enabled:
@@ -347,12 +378,32 @@ class Agent:
             raise ValueError(f"{where} batch {key!r} must hold uint8 frames in [0, 255], got {value.dtype}")
         return value if self.is_pixel else value.float()
 
-    def _augment(self, frames: torch.Tensor) -> torch.Tensor:
-        """Random shift of (K, B, C, H, W) frames, each member's shifts from its own generator."""
-        if not (self.is_pixel and self.cfg.encoder.augment):
-            return frames
+    def _augments(self) -> bool:
+        return self.is_pixel and self.cfg.encoder.augment and self.cfg.encoder.augment_pad > 0
+
+    def _draw_shifts(self, n: int) -> list[torch.Tensor]:
+        """n shift offsets (n, 2) per member, each from the member's own generator."""
         pad = self.cfg.encoder.augment_pad
-        return torch.stack([random_shift(f, pad, g) for f, g in zip(frames, self.rngs, strict=True)])
+        return [draw_shifts(n, pad, g, self.device) for g in self.rngs]
+
+    def _augment(
+        self, obs: torch.Tensor, next_obs: torch.Tensor, batch_shifts: list[torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random shift of the (K, B, C, H, W) frames s and s' of a batch of transitions, by
+        ``encoder.shift``: ``per_transition``, one offset per transition for both; ``per_frame``, s's
+        offsets, then s''s; ``per_batch``, the update's one offset per member (``batch_shifts``)."""
+        if not self._augments():
+            return obs, next_obs
+        pad, mode, b = self.cfg.encoder.augment_pad, self.cfg.encoder.shift, obs.shape[1]
+        if mode == "per_frame":
+            s_obs, s_next = self._draw_shifts(b), self._draw_shifts(b)
+        elif mode == "per_transition":
+            s_obs = s_next = self._draw_shifts(b)
+        else:
+            s_obs = s_next = [s.expand(b, 2) for s in batch_shifts]
+        obs = torch.stack([shift(f, o, pad) for f, o in zip(obs, s_obs, strict=True)])
+        next_obs = torch.stack([shift(f, o, pad) for f, o in zip(next_obs, s_next, strict=True)])
+        return obs, next_obs
 
     def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Standard-normal noise (K, *shape), member k's from its own generator."""
@@ -442,8 +493,13 @@ class Agent:
     ) -> dict[str, torch.Tensor]:
         """All active losses of one update at the current parameters, per member (K,), with graphs."""
         rlv = self.cfg.rlv
-        obs = self._augment(self._frames(batch, "obs", "interaction"))
-        next_obs = self._augment(self._frames(batch, "next_obs", "interaction"))
+        per_batch = self._augments() and self.cfg.encoder.shift == "per_batch"
+        batch_shifts = self._draw_shifts(1) if per_batch else None
+        obs, next_obs = self._augment(
+            self._frames(batch, "obs", "interaction"),
+            self._frames(batch, "next_obs", "interaction"),
+            batch_shifts,
+        )
         action = self._tensor(batch, "action", "interaction", torch.float32)
         reward = self._tensor(batch, "reward", "interaction", torch.float32)
         terminal = self._tensor(batch, "terminal", "interaction", torch.float32)
@@ -453,8 +509,11 @@ class Agent:
         if rlv.enabled:
             if obs_batch is None:
                 raise ValueError("rlv.enabled: update() needs obs_batch (observation transitions)")
-            obs_o = self._augment(self._frames(obs_batch, "obs", "observation"))
-            next_o = self._augment(self._frames(obs_batch, "next_obs", "observation"))
+            obs_o, next_o = self._augment(
+                self._frames(obs_batch, "obs", "observation"),
+                self._frames(obs_batch, "next_obs", "observation"),
+                batch_shifts,
+            )
             h = torch.cat([self.encoder(obs), self.encoder(obs_o)], 1)
             h_next_int = self.encoder(next_obs)
             with torch.no_grad():
@@ -467,6 +526,7 @@ class Agent:
                 [terminal, self._tensor(obs_batch, "terminal", "observation", torch.float32)], 1
             )
             h_next = torch.cat([h_next_int.detach(), h_next_obs], 1)
+            next_frames = (next_obs, next_o)
             if self.discriminator is not None:
                 out.update(self.domain_losses(h, n_int))
             if "loss_paired" in self.loss_groups:
@@ -475,8 +535,13 @@ class Agent:
                 out["loss_paired"] = self.paired_loss(paired)
         else:
             h = self.encoder(obs)
+            next_frames = (next_obs,)
+            if self.encoder_target is None:
+                with torch.no_grad():
+                    h_next = self.encoder(next_obs)
+        if self.encoder_target is not None:  # the critic target reads the target encoder (DrQ v1)
             with torch.no_grad():
-                h_next = self.encoder(next_obs)
+                h_next = torch.cat([self.encoder_target(f) for f in next_frames], 1)
 
         out["loss_critic"] = self.critic_loss(h, action, reward, terminal, h_next)
         out["loss_actor"], out["loss_alpha"] = self.actor_and_alpha_losses(h)
@@ -512,9 +577,10 @@ class Agent:
             v[~self.active] = np.nan
         return {**dict(zip(names, values, strict=True)), **extra}, diverged
 
-    def _step(self, losses: dict[str, torch.Tensor]) -> None:
+    def _step(self, losses: dict[str, torch.Tensor]) -> dict[str, dict[torch.Tensor, torch.Tensor]]:
         """Gradients of every scaled loss w.r.t. its own groups at the current parameters, then every
-        optimizer steps. Members out of the pack contribute zero gradients."""
+        optimizer steps. Members out of the pack contribute zero gradients. Returns the gradients, loss ->
+        {parameter: gradient}."""
         mask = torch.as_tensor(self.active, device=self.device)
         grads: dict[str, dict[torch.Tensor, torch.Tensor]] = {}
         for name, loss in losses.items():
@@ -535,6 +601,27 @@ class Agent:
             for name, opt in self.optimizers.items():
                 if name.startswith("group_"):
                     self._adam_step(opt, summed)
+        return grads
+
+    def encoder_grad_norms(self, grads: Mapping[str, Mapping[torch.Tensor, torch.Tensor]]) -> dict:
+        """Loss -> (K,) L2 norm of its scaled gradient over member k's encoder parameters, for every loss
+        that trains the encoder (NaN for a member without one: out of the pack). One device read."""
+        encoder = self.group_params("encoder")
+        names = [n for n in LOSS_GROUPS if n in grads and "encoder" in self.loss_groups[n]]
+        if not encoder or not names:
+            return {}
+        nan = torch.tensor(float("nan"), device=self.device)
+        rows = []
+        for name in names:
+            per_member: list[list[torch.Tensor]] = [[] for _ in range(self.n_members)]
+            for p in encoder:
+                if p in grads[name]:
+                    per_member[self._member_of[p]].append(grads[name][p].flatten())
+            rows.append(
+                torch.stack([torch.linalg.vector_norm(torch.cat(g)) if g else nan for g in per_member])
+            )
+        values = torch.stack(rows).cpu().numpy().astype(np.float64)
+        return dict(zip(names, values, strict=True))
 
     def _drop_inactive(self, grads: dict[torch.Tensor, torch.Tensor]) -> dict[torch.Tensor, torch.Tensor]:
         """The gradients of the members still in the pack: a member out of the pack takes no optimizer step
@@ -559,6 +646,12 @@ class Agent:
         tau = self.cfg.sac.tau
         for target, online in zip(self.critic_target.parameters(), self.critic.parameters(), strict=True):
             target.lerp_(online, tau)
+        if self.encoder_target is not None:
+            enc_tau = self.cfg.encoder.target_tau if self.cfg.encoder.target_tau is not None else tau
+            for target, online in zip(
+                self.encoder_target.parameters(), self.encoder.parameters(), strict=True
+            ):
+                target.lerp_(online, enc_tau)
 
     def update(
         self,
@@ -577,12 +670,15 @@ class Agent:
         """
         losses = self.compute_losses(batch, obs_batch, paired, mem_batch)
         values, diverged = self._check(losses, {"alpha": self.alpha.squeeze(1)})
+        norms = None
         if self.active.any():
-            self._step(losses)
+            grads = self._step(losses)
+            if self.update_step == 0:
+                norms = self.encoder_grad_norms(grads)
         self.update_step += 1
         if self.update_step % self.cfg.sac.target_update_period == 0:
             self._update_target()
-        return UpdateResult(values, diverged)
+        return UpdateResult(values, diverged, norms)
 
     def pretrain_mem_step(self, mem_batch: Mapping) -> UpdateResult:
         """One encoder + MEM pre-training step on Eq. 6 (unscaled, optimizer ``mem_pretrain``)."""

@@ -66,13 +66,23 @@ class SACConfig(_Section):
 
 
 class EncoderConfig(_Section):
-    """Pixel encoder [released RLV] and DrQ random-shift augmentation. Ignored for state observations."""
+    """The shared encoder f_enc: the pixel encoder [released RLV] with random-shift augmentation, or, for
+    state observations, a learned MLP (``state``), and an optional target copy (DrQ v1)."""
 
     channels: _Hidden = Field((16, 16, 32), description="output channels of the conv blocks")
     kernel: int = Field(5, ge=1, description="conv kernel size (odd; 'same' padding)")
     pool: int = Field(2, ge=1, description="max-pool size and stride after each conv")
     augment: bool = Field(True, description="random-shift augmentation of the RL batches")
-    augment_pad: int = Field(4, ge=0, description="maximum shift in pixels (replicate padding), per sample")
+    augment_pad: int = Field(4, ge=0, description="maximum shift in pixels (replicate padding)")
+    shift: Literal["per_transition", "per_frame", "per_batch"] = Field(
+        "per_transition",
+        description=(
+            "how random shifts are drawn: per_transition = one shift per transition, shared by s and s' "
+            "(their difference stays motion, which the inverse model reads), independent across the batch "
+            "(our default); per_frame = s and s' shifted independently (DrQ); per_batch = one shift for "
+            "every frame of an update's RL batches [released]"
+        ),
+    )
     channels_last: bool = Field(
         True,
         description=(
@@ -80,8 +90,29 @@ class EncoderConfig(_Section):
             "update (max-pool is much faster in NHWC on CPU)"
         ),
     )
+    state: bool = Field(
+        True,
+        description=(
+            "state observations: a learned MLP encoder (state_hidden -> state_features, tanh) shared by every "
+            "head as the pixel encoder is (our choice; every variant of a task gets it). False: the encoder "
+            "is the identity, and the generator, paired and MEM losses are refused (nothing they could "
+            "train is read by the policy)"
+        ),
+    )
+    state_hidden: _Hidden = Field((256,), description="hidden widths of the state encoder (ReLU)")
+    state_features: int = Field(50, ge=1, description="feature dimension of the state encoder (tanh output)")
+    target: bool = Field(
+        False,
+        description=(
+            "keep a target encoder for the critic target, Polyak-averaged with the target critic (DrQ v1). "
+            "Default False: the target critic reads the online encoder's features (DrQ-v2)"
+        ),
+    )
+    target_tau: float | None = Field(
+        None, gt=0.0, le=1.0, description="Polyak rate of the target encoder; None: sac.tau"
+    )
 
-    _channels = field_validator("channels")(_check_hidden)
+    _channels = field_validator("channels", "state_hidden")(_check_hidden)
 
     @field_validator("kernel")
     @classmethod
@@ -119,18 +150,49 @@ class RLVConfig(_Section):
     generator_scale: float = Field(1e-3, gt=0.0, description="scale of the generator loss [released]")
     discriminator_scale: float = Field(1e-8, gt=0.0, description="scale of the discriminator loss [released]")
     paired: bool = Field(False, description="use the paired loss (Eq. 2) on paired robot/human frames")
-    paired_scale: float = Field(
-        1e-6, gt=0.0, description="scale of the paired loss: 1e-6 push, 1e-8 drawer [released]"
+    paired_scale: float | None = Field(
+        None, gt=0.0, description="scale of the paired loss; None: the task's paired_scale_by_task entry"
+    )
+    paired_scale_by_task: dict[str, float] = Field(
+        {"push": 1e-6, "drawer": 1e-8},
+        description=(
+            "the paired-loss scale of each task when paired_scale is None [released]; a task not listed "
+            "takes push's (the RLV paper's main task)"
+        ),
     )
     per_loss_optimizers: bool = Field(
         True,
         description=(
-            "True: one Adam per loss, as [released]; False: losses summed (with their scales), one Adam per "
-            "parameter group"
+            "True: one Adam per loss, as [released], with the scales above; False: losses summed with the "
+            "summed_* scales, one Adam per parameter group"
         ),
     )
+    # Summed mode: the [released] scales were tuned for separate Adams, where a scale acts only through
+    # Adam's epsilon; in a sum they make the generator and paired terms negligible (1e-4 and 3e-5 of the
+    # critic's encoder gradient on push). These defaults (our choice) put every term's encoder gradient at
+    # initialisation between 1/30 and 3 times the critic's on push pixels and Acrobot (measured:
+    # docs/training.md, "Loss scales in summed mode").
+    summed_inverse_scale: float = Field(1.0, gt=0.0, description="summed mode: scale of the inverse loss")
+    summed_discriminator_scale: float = Field(
+        1.0, gt=0.0, description="summed mode: scale of the discriminator loss (its Adam sees it alone)"
+    )
+    summed_generator_scale: float = Field(1.0, gt=0.0, description="summed mode: scale of the generator loss")
+    summed_paired_scale: float = Field(1e-2, gt=0.0, description="summed mode: scale of the paired loss")
 
     _inv = field_validator("inverse_hidden", "discriminator_hidden")(_check_hidden)
+
+    @field_validator("paired_scale_by_task")
+    @classmethod
+    def _positive_scales(cls, value: dict[str, float]) -> dict[str, float]:
+        if "push" not in value or any(not v > 0 for v in value.values()):
+            raise ValueError("must hold positive scales, push's among them (the fallback)")
+        return value
+
+    def paired_scale_for(self, task: str | None) -> float:
+        """The paired-loss scale of per-loss mode for ``task`` (a short task name, or None: push's)."""
+        if self.paired_scale is not None:
+            return self.paired_scale
+        return self.paired_scale_by_task.get(task or "push", self.paired_scale_by_task["push"])
 
 
 class MEMConfig(_Section):
@@ -147,6 +209,9 @@ class MEMConfig(_Section):
         1.0,
         gt=0.0,
         description="c3 of Eq. 7 (our choice: 1.0, equal weight with the inverse loss; the report gives none)",
+    )
+    summed_loss_scale: float = Field(
+        10.0, gt=0.0, description="c3 in summed mode (rlv.per_loss_optimizers = false; our choice, measured)"
     )
     period: int = Field(1, ge=1, description="add c3 * L_mem to the objective every `period` updates")
     lr: float = Field(3e-4, gt=0.0, description="Adam learning rate of MEM pre-training and the MEM loss")
@@ -165,3 +230,20 @@ class AgentConfig(_Section):
         if self.rlv.paired and not self.rlv.enabled:
             raise ValueError("rlv.paired = true needs rlv.enabled = true (the paired loss is part of RLV)")
         return self
+
+    def dead_loss(self, pixels: bool) -> str | None:
+        """The problem with an enabled loss that can only train parameters the policy never reads, as one
+        line naming the loss, or None. Without a learned encoder (state observations, ``encoder.state =
+        false``) the generator and paired losses train nothing and the discriminator and MEM losses only
+        heads that nothing reads. (The discriminator of ``released`` mode is such a head by design: the
+        [released] behaviour, kept as an option.)"""
+        if pixels or self.encoder.state:
+            return None
+        why = "agent.encoder.state = false gives state observations no learned encoder to train"
+        if self.rlv.enabled and self.rlv.discriminator_mode == "adversarial":
+            return f"loss_generator (agent.rlv.discriminator_mode = adversarial): {why}"
+        if self.rlv.enabled and self.rlv.paired:
+            return f"loss_paired (agent.rlv.paired = true): {why}"
+        if self.mem.enabled:
+            return f"loss_mem (agent.mem.enabled = true): {why}"
+        return None

@@ -73,6 +73,12 @@ class PackMLP(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------- f_enc
+def state_encoder(state_dim: int, hidden: tuple[int, ...], features: int) -> nn.Sequential:
+    """One member's state encoder: a Linear-ReLU stack state_dim -> hidden... -> features (the pack encoder
+    adds the tanh)."""
+    return mlp(state_dim, hidden, features)
+
+
 class ConvEncoder(nn.Module):
     """One member's pixel encoder [released RLV]: ``len(channels)`` blocks of [conv k x k 'same', ReLU,
     max-pool]; 16, 16, 32 channels at 48 px give 6 x 6 x 32 = 1152 features. Input scaling x / 255 - 0.5
@@ -113,7 +119,9 @@ class Encoder(nn.Module):
     Pixels (``obs_shape = (C, H, W)``, uint8): one :class:`ConvEncoder` per member; frames (K, B, C, H, W)
     -> features (K, B, repr_dim). On the CPU the members run one after the other (``channels_last`` memory
     format: the same function, faster max-pool); on other devices as one grouped convolution over the pack.
-    State (``obs_shape = (D,)``): the identity, features = the float state (K, B, D).
+    State (``obs_shape = (D,)``): with ``members`` (one :func:`state_encoder` MLP per member) a learned
+    encoder, (K, B, D) -> Linear-ReLU stack -> tanh -> (K, B, repr_dim); without, the identity (features =
+    the float state).
     """
 
     def __init__(
@@ -124,7 +132,7 @@ class Encoder(nn.Module):
         kernel: int = 5,
         pool: int = 2,
         channels_last: bool = True,
-        members: Sequence[ConvEncoder] | None = None,
+        members: Sequence[nn.Module] | None = None,
     ):
         super().__init__()
         self.obs_shape = tuple(int(s) for s in obs_shape)
@@ -132,23 +140,37 @@ class Encoder(nn.Module):
         self.channels_last = channels_last
         # None: member by member on the CPU (pack-invariant), grouped elsewhere; True / False force a path.
         self.grouped: bool | None = None
+        self.members = None
+        self.mlp = None
         if self.is_pixel:
             if members is None:
                 members = [ConvEncoder(self.obs_shape, channels, kernel, pool) for _ in range(n_members)]
             self.members = nn.ModuleList(members)
             self.repr_dim = self.members[0].repr_dim
         elif len(self.obs_shape) == 1:
-            self.members = None
-            self.repr_dim = self.obs_shape[0]
+            if members is not None:
+                self.mlp = PackMLP(members)
+                self.repr_dim = self.mlp.layers[-1].members[0].out_features
+            else:
+                self.repr_dim = self.obs_shape[0]
         else:
             raise ValueError(
                 f"obs_shape must be (C, H, W) for pixels or (D,) for state, got {self.obs_shape}"
             )
 
+    @property
+    def learned(self) -> bool:
+        """Whether the encoder has parameters (pixels, or a learned state encoder)."""
+        return self.is_pixel or self.mlp is not None
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """(K, B, C, H, W) uint8 -> (K, B, repr_dim) float; (K, B, D) -> (K, B, D) float."""
+        """(K, B, C, H, W) uint8 -> (K, B, repr_dim) float; (K, B, D) -> (K, B, repr_dim) float."""
         if not self.is_pixel:
-            return obs.float()
+            if self.mlp is None:
+                return obs.float()
+            # tanh member by member: a member's elements then always sit in the same vector lanes of the
+            # CPU kernel, whatever the pack (see the module docstring).
+            return torch.stack([torch.tanh(x) for x in self.mlp(obs.float())])
         grouped = self.grouped if self.grouped is not None else obs.device.type != "cpu"
         if not grouped:
             return torch.stack(

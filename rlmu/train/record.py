@@ -1,4 +1,5 @@
-"""The run record ``run.json`` (``rlmu.schema.RUN_RECORD_KEYS``): status, versions, git revision, times."""
+"""The run record ``run.json`` (``rlmu.schema.RUN_RECORD_KEYS``): status, versions, git revision, times; and
+``first_update.csv``, the encoder gradient of every loss at the run's first update."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from rlmu.schema import PROGRESS_SCHEMA_VERSION, RUN_RECORD_FILE, RUN_RECORD_KEYS, RUN_STATUSES
-from rlmu.utils.io import atomic_write_json
+from rlmu.utils.io import atomic_write_json, atomic_write_text
+
+FIRST_UPDATE_FILE = "first_update.csv"
+FIRST_UPDATE_COLUMNS = ("loss", "scale", "encoder_grad_norm")
 
 _VERSIONED = ("torch", "numpy", "mujoco", "gymnasium", "metaworld", "rlmu")
 
@@ -99,3 +103,21 @@ def write_record(run_dir: str | Path, record: dict[str, Any]) -> None:
     if missing:
         raise ValueError(f"run record lacks {missing}")
     atomic_write_json(Path(run_dir) / RUN_RECORD_FILE, {k: record[k] for k in RUN_RECORD_KEYS})
+
+
+def write_first_update(run_dir: str | Path, rows: list[tuple[str, float, float]]) -> None:
+    """``first_update.csv``: for each loss that trains the encoder, its scale and the L2 norm of its scaled
+    gradient over the run's encoder parameters at the first update (``Agent.encoder_grad_norms``); floats
+    written with ``repr`` (exact)."""
+    lines = [",".join(FIRST_UPDATE_COLUMNS)]
+    lines += [f"{name},{float(scale)!r},{float(norm)!r}" for name, scale, norm in rows]
+    atomic_write_text(Path(run_dir) / FIRST_UPDATE_FILE, "\n".join(lines) + "\n")
+
+
+def read_first_update(run_dir: str | Path) -> dict[str, float]:
+    """Loss -> encoder gradient norm from ``first_update.csv`` (empty when the run has none)."""
+    path = Path(run_dir) / FIRST_UPDATE_FILE
+    if not path.exists():
+        return {}
+    rows = path.read_text(encoding="utf-8").splitlines()[1:]
+    return {name: float(norm) for name, _, norm in (row.split(",") for row in rows)}

@@ -82,7 +82,7 @@ from rlmu.train.checkpoint import (
 from rlmu.train.config import config_diff
 from rlmu.train.data import build_observation_buffer
 from rlmu.train.envs import EnvWorkers, step_all
-from rlmu.train.record import new_record, now_iso, read_record, write_record
+from rlmu.train.record import new_record, now_iso, read_record, write_first_update, write_record
 from rlmu.train.replay import ReplayBuffer, rng_state, set_rng_state
 from rlmu.train.virl import VirlReward
 from rlmu.utils.io import atomic_write_text, remove_leftovers
@@ -312,6 +312,9 @@ class Trainer:
         self.pack_dir = Path(pack_dir)
         self.ckpt_path = self.pack_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
         self.spec = get_task(self.cfg.task)
+        problem = self.cfg.agent.dead_loss(self.spec.pixels)  # before any data loads (the agent checks too)
+        if problem:
+            raise UserError(problem)
         self.device = resolve_device(self.cfg.device)
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._progress = sys.stderr.isatty() if progress is None else progress
@@ -345,7 +348,14 @@ class Trainer:
                 self._workers.close()
             raise
 
-        self.agent = Agent(self.cfg.agent, self.obs_shape, self.action_dim, self.device, seeds=self.seeds)
+        self.agent = Agent(
+            self.cfg.agent,
+            self.obs_shape,
+            self.action_dim,
+            self.device,
+            seeds=self.seeds,
+            task=self.spec.name,
+        )
         self.state = PackState()
 
     # ----------------------------------------------------------------------------------------- pieces
@@ -754,6 +764,11 @@ class Trainer:
         self.state.updates += 1
         for k, name, value in result.diverged:
             self._diverge(self.members[k], name, value, "update", update_index)
+        if result.encoder_grad_norms:  # the first update: each loss's gradient on the encoder
+            scales = self.agent.loss_scales
+            for m in self.active:
+                rows = [(n, scales[n], v[m.index]) for n, v in result.encoder_grad_norms.items()]
+                write_first_update(m.run_dir, rows)
         for m in self.active:
             sums, counts = m.state.epoch_loss_sum, m.state.epoch_loss_count
             for key, values in result.values.items():
