@@ -66,10 +66,13 @@ def test_a_seed_gives_the_same_csv_alone_and_in_any_pack(tmp_path, acrobot_data,
     for seeds in ([3], [1, 3], [3, 4, 5, 6]):
         code, _ = _train_pack(tmp_path / "-".join(map(str, seeds)), seeds, ov)
         assert code == 0
-        csvs[tuple(seeds)] = (tmp_path / "-".join(map(str, seeds)) / "seed_3" / "progress.csv").read_bytes()
+        run = tmp_path / "-".join(map(str, seeds)) / "seed_3"
+        # first_update.csv: the encoder gradient norms of the first update (the state encoder is learned)
+        csvs[tuple(seeds)] = ((run / "progress.csv").read_bytes(), (run / "first_update.csv").read_bytes())
     assert csvs[(3,)] == csvs[(1, 3)] == csvs[(3, 4, 5, 6)]
     # Other seeds give other results (the test could fail).
-    assert (tmp_path / "1-3" / "seed_1" / "progress.csv").read_bytes() != csvs[(3,)]
+    assert (tmp_path / "1-3" / "seed_1" / "progress.csv").read_bytes() != csvs[(3,)][0]
+    assert (tmp_path / "1-3" / "seed_1" / "first_update.csv").read_bytes() != csvs[(3,)][1]
     rec = json.loads((tmp_path / "3-4-5-6" / "seed_3" / "run.json").read_text())
     assert rec["status"] == "completed" and rec["pack"] == [3, 4, 5, 6] and rec["seed"] == 3
 
