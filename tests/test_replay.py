@@ -108,8 +108,9 @@ def test_observation_buffer_mem_batches():
     n_frames = np.where(video[:, 0] == 0, 21, 41)
     m = index[:, 0].astype(np.int64)
     assert np.all(m + 8 <= n_frames)
-    # Label: the bin of the start frame m when the video's frames are cut into K = 4 equal parts.
-    np.testing.assert_array_equal(batch["label"], (m * 4) // n_frames)
+    # Label: the bin of the start frame m when the video's n - k + 1 valid starts are cut into K = 4 equal
+    # parts (the bins of all n frames left the last class short of starts).
+    np.testing.assert_array_equal(batch["label"], (m * 4) // (n_frames - 8 + 1))
     assert batch["label"].dtype == np.int64 and set(np.unique(batch["label"])) == {0, 1, 2, 3}
     s = buf.sample(64)
     np.testing.assert_array_equal(s["next_obs"][:, 1], s["obs"][:, 1] + 1)

@@ -347,20 +347,29 @@ class ObservationBuffer:
     def sample_mem(self, batch_size: int, subseq_len: int, n_classes: int) -> dict[str, np.ndarray]:
         """MEM batch (RLMU report Eq. 6): ``frames`` (B, k, *frame_shape) and ``label`` (B,) int64.
 
-        A sub-sequence is ``k`` consecutive frames of one video starting at frame ``m``, ``m`` uniform over
-        the valid starts ``[0, n - k]`` (``n`` frames in the video); its label is the bin of ``m`` when the
-        video's ``n`` frames are cut into ``K`` equal parts: ``floor(m * K / n)``.
+        A sub-sequence is ``k`` consecutive frames of one video starting at frame ``m``; its label is the bin
+        of ``m`` when the video's ``V = n - k + 1`` valid starts ``[0, n - k]`` (``n`` frames in the video)
+        are cut into ``K`` equal parts: ``floor(m * K / V)``. The classes are balanced by construction: the
+        label ``c`` is drawn uniformly from ``[0, K)`` and ``m`` uniformly from the starts of bin ``c``,
+        ``[ceil(c * V / K), ceil((c + 1) * V / K))``. Every bin holds a start when ``V >= K``, so a video
+        is used when it has at least ``k + K - 1`` frames.
         """
         n_frames = self.episode_lengths + 1
-        usable = np.flatnonzero(n_frames >= subseq_len)
+        need = subseq_len + n_classes - 1
+        usable = np.flatnonzero(n_frames >= need)
         if len(usable) == 0:
-            raise ValueError(f"no observation video has the {subseq_len} frames a MEM sub-sequence needs")
+            raise ValueError(
+                f"no observation video has the {need} frames MEM needs (agent.mem.subseq_len {subseq_len} "
+                f"+ agent.mem.n_classes {n_classes} - 1: a valid start frame in each class)"
+            )
         vids = usable[self.rng.integers(0, len(usable), size=batch_size)]
-        n = n_frames[vids]
-        m = (self.rng.random(batch_size) * (n - subseq_len + 1)).astype(np.int64)
-        m = np.minimum(m, n - subseq_len)  # guard the float edge case
+        valid = n_frames[vids] - subseq_len + 1  # V, the number of valid start frames
+        label = self.rng.integers(0, n_classes, size=batch_size).astype(np.int64)
+        lo = -((-label * valid) // n_classes)  # ceil(c * V / K)
+        hi = -((-(label + 1) * valid) // n_classes)
+        m = lo + (self.rng.random(batch_size) * (hi - lo)).astype(np.int64)
+        m = np.minimum(m, hi - 1)  # guard the float edge case
         rows = self.episode_starts[vids][:, None] + m[:, None] + np.arange(subseq_len)[None, :]
-        label = np.minimum(m * n_classes // n, n_classes - 1).astype(np.int64)
         return {"frames": self.frames[rows], "label": label}
 
     @property
