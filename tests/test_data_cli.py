@@ -149,7 +149,8 @@ def test_augment_rejects_unreadable_input(tmp_path, capsys):
         (["--task", "push", "--transitions", "0"], "--transitions must be >= 1"),
         (["--task", "push", "--noise", "-0.5"], "--noise must be >= 0"),
         (["--task", "push", "--episodes", "0"], "--episodes must be >= 1"),
-        (["--task", "acrobot", "--domain", "human"], "no image domain"),
+        # An image style is not a state domain (acrobot has robot and human state domains).
+        (["--task", "acrobot", "--domain", "human_dark"], "unknown domain 'human_dark' for task 'acrobot'"),
         (["--task", "push", "--quality", "high"], "quality applies to the acrobot"),
         (["--task", "acrobot", "--quality", "superb"], "unknown acrobot quality"),
         (["--task", "acrobot", "--quality", "low", "--noise", "0.3"], "either quality or noise"),
@@ -170,7 +171,8 @@ def test_generate_acrobot_states_is_seeded(tmp_path, capsys):
         )
         assert code == 0
     da, db, dc = (load_video_dataset(p) for p in (a, b, c))
-    assert da.meta["obs_kind"] == "state" and da.meta["domain"] == "state" and da.meta["quality"] == "high"
+    # Acrobot videos are generated in the human state domain by default, as the image tasks' are.
+    assert da.meta["obs_kind"] == "state" and da.meta["domain"] == "human" and da.meta["quality"] == "high"
     assert da.meta["noise"] == ACROBOT_QUALITIES["high"] and da.meta["image_size"] is None
     assert da.frames.dtype == np.float32 and da.frames.shape[1] == 6
     assert da.n_transitions >= 150 and da.n_transitions - int(da.episode_lengths[-1]) < 150  # whole episodes

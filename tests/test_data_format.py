@@ -102,7 +102,8 @@ def test_state_dataset_round_trip(tmp_path):
     ds = VideoDataset.from_episodes(
         eps, meta={"task": "acrobot", "quality": "medium"}, reached_goal=[1, 0, 1]
     )
-    assert ds.meta["obs_kind"] == "state" and ds.meta["domain"] == "state"
+    # Without a domain a state dataset holds the state itself: the identity domain "robot".
+    assert ds.meta["obs_kind"] == "state" and ds.meta["domain"] == "robot"
     back = load_video_dataset(save_video_dataset(tmp_path / "s.npz", ds))
     assert back.frames.dtype == np.float32
     assert all(np.array_equal(a, b) for a, b in zip(back.episodes, eps, strict=True))

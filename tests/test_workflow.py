@@ -233,7 +233,7 @@ def test_trainer_defaults_are_not_restated(tmp_path):
             lambda c: c["tasks"]["push"]["data"].update(domain="martian"),
             "tasks.push.data.domain: unknown domain",
         ),
-        (lambda c: c["tasks"]["acrobot"]["data"].update(domain="human"), "tasks.acrobot.data.domain: "),
+        (lambda c: c["tasks"]["acrobot"]["data"].update(domain="human_dark"), "tasks.acrobot.data.domain: "),
         (lambda c: c["tasks"]["acrobot"]["data"].update(quality="perfect"), "tasks.acrobot.data.quality: "),
         (lambda c: c.update(converge_thresholds={"acrobot": float("nan")}), "converge_thresholds.acrobot: "),
         (lambda c: c.update(study=".."), "study: "),

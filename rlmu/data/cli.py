@@ -13,7 +13,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from rlmu.data.vdg import JITTER_MODES
 from rlmu.errors import UserError
+from rlmu.tasks import DEFAULT_OBSERVATION_DOMAIN
 
 _FORMAT_DOC = "File format: docs/data_format.md (a single .npz archive, read without pickle)."
 
@@ -52,8 +54,9 @@ def add_subcommands(subparsers) -> None:
     g.add_argument(
         "--domain",
         default=None,
-        help="observation-domain style for image tasks (see rlmu.envs.domains: robot, human, ...); "
-        "default human; state tasks (acrobot) have no image domain",
+        help="observation domain: an image style for image tasks (rlmu.envs.domains: robot, human, "
+        "human_dark), a state domain for acrobot (rlmu.envs.state_domains: robot = the state itself, "
+        f"human = a seeded fixed transform plus noise); default {DEFAULT_OBSERVATION_DOMAIN}",
     )
     g.add_argument("--transitions", type=int, default=20_000, help="minimum number of transitions to store")
     g.add_argument("--episodes", type=int, default=None, help="store exactly this many episodes instead")
@@ -105,6 +108,12 @@ def add_subcommands(subparsers) -> None:
     a.add_argument("--ratio", type=float, default=1.0, help="augmented videos per original video")
     a.add_argument("--start-min", type=int, default=10, help="smallest jitter start frame")
     a.add_argument("--start-max", type=int, default=25, help="largest jitter start frame (inclusive)")
+    a.add_argument(
+        "--jitter-mode",
+        choices=list(JITTER_MODES),
+        default=JITTER_MODES[0],
+        help="fixed: every cycle repeats the chunk [s, s+j); advancing: each cycle takes the next j frames",
+    )
     a.add_argument("--seed", type=int, default=0, help="seed of the video choice and start frames")
     a.add_argument("--no-compress", action="store_true", help="store arrays uncompressed")
     a.add_argument("--out", required=True, type=Path, help="output file (.npz)")
@@ -218,6 +227,7 @@ def cmd_augment(args) -> int:
             j=args.j,
             ratio=args.ratio,
             start_range=(args.start_min, args.start_max),
+            jitter_mode=args.jitter_mode,
             seed=args.seed,
             source=source,
         )

@@ -10,7 +10,8 @@ Observation videos (``VIDEO_FORMAT``): frames only, per episode, concatenated on
     frames            (sum(T_i + 1), H, W, 3) uint8   or (sum(T_i + 1), D) float32 for state tasks
     episode_starts    (E,) int64   index in ``frames`` of episode i's first frame
     episode_lengths   (E,) int64   T_i, the number of transitions of episode i (it has T_i + 1 frames)
-    reached_goal      (E,) bool    the video ends in a goal state (what reward relabelling needs; not a reward)
+    reached_goal      (E,) bool    the video ends in a goal state (``info["success"]`` at its last frame)
+    success_any_step  (E,) bool    the task's success held on some step of the video (the task definition)
     kind              (E,) <U8     "original" | "reverse" | "jitter"
     source_index      (E,) int64   for augmented videos the episode index in the source dataset, else -1
     jitter_j          (E,) int64   jitter segment length j, -1 if not a jitter video
@@ -31,7 +32,10 @@ the task needs (``rlmu.tasks``: image tasks ``(H, W, 3)`` uint8, state tasks ``(
 task's D) are checked there, a header that promises more bytes than its member holds is refused, and so is
 a file whose arrays would not fit in the memory this process can still allocate. Unknown members are
 refused by name without reading them. After reading, the values are checked too: state frames must be
-finite and inside the task's observation bounds (the error names the row, episode and frame).
+finite and, in the task's own (identity) domain, inside its observation bounds (the error names the row,
+episode and frame); in another state domain (``rlmu.envs.state_domains``) they must be finite.
+
+Version 2 added ``success_any_step`` (version 1 files are refused: regenerate them).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from rlmu.utils.io import atomic_open, available_memory_bytes
 VIDEO_FORMAT = "rlmu-observation-videos"
 PAIRED_FORMAT = "rlmu-paired-data"
 # Bump on any change of array names, dtypes, shapes or meaning; readers accept exactly this version.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 KINDS: tuple[str, ...] = ("original", "reverse", "jitter")
 META_ARRAY = "meta_json"
@@ -68,6 +72,7 @@ VIDEO_ARRAYS: tuple[str, ...] = (
     "episode_starts",
     "episode_lengths",
     "reached_goal",
+    "success_any_step",
     "kind",
     "source_index",
     "jitter_j",
@@ -128,6 +133,7 @@ class VideoDataset:
     episode_starts: np.ndarray
     episode_lengths: np.ndarray
     reached_goal: np.ndarray
+    success_any_step: np.ndarray
     kind: np.ndarray
     source_index: np.ndarray
     jitter_j: np.ndarray
@@ -145,6 +151,7 @@ class VideoDataset:
         *,
         meta: dict[str, Any],
         reached_goal: list[bool] | np.ndarray,
+        success_any_step: list[bool] | np.ndarray | None = None,
         kind: list[str] | None = None,
         source_index: list[int] | None = None,
         reversed_masks: list[np.ndarray] | None = None,
@@ -155,7 +162,8 @@ class VideoDataset:
 
         ``meta`` holds the descriptive keys (task, domain, demonstrator, ...); the format keys and counts
         are filled in here (see :func:`make_video_meta`). Omitted per-episode fields default to original
-        videos: kind "original", source -1, no jitter, no reversed transitions.
+        videos: kind "original", source -1, no jitter, no reversed transitions; ``success_any_step``
+        defaults to ``reached_goal`` (a video that ends in the goal succeeded on that step).
         """
         n = len(episodes)
         if n == 0:
@@ -178,6 +186,9 @@ class VideoDataset:
             episode_starts=starts,
             episode_lengths=lengths,
             reached_goal=np.asarray(reached_goal, dtype=bool).reshape(n),
+            success_any_step=np.asarray(
+                reached_goal if success_any_step is None else success_any_step, dtype=bool
+            ).reshape(n),
             kind=np.asarray(kind if kind is not None else ["original"] * n, dtype="<U8"),
             source_index=np.asarray(source_index if source_index is not None else [-1] * n, dtype=np.int64),
             jitter_j=np.asarray(jitter_j if jitter_j is not None else [-1] * n, dtype=np.int64),
@@ -233,23 +244,37 @@ class VideoDataset:
         )
         return obs, obs + 1
 
-    def relabelled(self, task: str | None = None, negative_reward: float | None = None):
+    def successful(self, success: str = "any_step") -> np.ndarray:
+        """``(E,)`` bool: which videos count as successful for reward relabelling. ``success``:
+        ``"any_step"`` (the task's success held on some step: the task definition, the default) or
+        ``"final_frame"`` (the video ends in a goal state)."""
+        from rlmu.data.relabel import SUCCESS_RULES
+
+        if success not in SUCCESS_RULES:
+            raise ValueError(f"success must be one of {list(SUCCESS_RULES)}, got {success!r}")
+        return self.success_any_step.copy() if success == "any_step" else self.reached_goal.copy()
+
+    def relabelled(
+        self, task: str | None = None, negative_reward: float | None = None, success: str = "any_step"
+    ):
         """Rewards and terminals per flat transition (METHODS section 2, reward relabelling).
 
         Returns ``Relabelled(reward, terminal)`` with ``(n_transitions,)`` arrays in the order of
         :meth:`transition_indices`. ``task`` defaults to the dataset's task; ``negative_reward`` enables the
-        negative-reward variant on reversed segments.
+        negative-reward variant on reversed segments; ``success`` picks the videos that earn the terminal
+        reward (:meth:`successful`).
         """
         from rlmu.data.relabel import Relabelled, relabel
 
         task = task if task is not None else self.meta["task"]
+        successful = self.successful(success)
         rewards, terminals = [], []
         for i in range(self.n_episodes):
             kind = str(self.kind[i])
             out = relabel(
                 int(self.episode_lengths[i]),
                 task=task,
-                reached_goal=bool(self.reached_goal[i]),
+                reached_goal=bool(successful[i]),
                 kind=kind,
                 reversed_mask=None if kind == "original" else self.episode_reversed_mask(i),
                 negative_reward=negative_reward,
@@ -265,6 +290,7 @@ class VideoDataset:
             "episode_starts": self.episode_starts,
             "episode_lengths": self.episode_lengths,
             "reached_goal": self.reached_goal,
+            "success_any_step": self.success_any_step,
             "kind": self.kind,
             "source_index": self.source_index,
             "jitter_j": self.jitter_j,
@@ -276,7 +302,7 @@ class VideoDataset:
 def make_video_meta(meta: dict[str, Any], *, obs_kind: str, n_episodes: int, n_transitions: int) -> dict:
     """Complete a descriptive metadata record with the format keys, versions, time stamp and counts."""
     out = dict(meta)
-    out.setdefault("domain", "state" if obs_kind == "state" else None)
+    out.setdefault("domain", "robot" if obs_kind == "state" else None)
     out.setdefault("generator_version", _rlmu_version())
     out.setdefault("created_at", _now())
     out.update(
@@ -349,6 +375,7 @@ def _check_video_layout(arrays: dict[str, Any], meta: dict[str, Any], where: str
         "episode_starts": np.int64,
         "episode_lengths": np.int64,
         "reached_goal": np.bool_,
+        "success_any_step": np.bool_,
         "source_index": np.int64,
         "jitter_j": np.int64,
         "jitter_start": np.int64,
@@ -396,7 +423,15 @@ def _check_video(ds: VideoDataset, where: str) -> None:
     meta = ds.meta
     f = ds.frames
     e = len(ds.episode_lengths)
-    for name in ("episode_starts", "reached_goal", "kind", "source_index", "jitter_j", "jitter_start"):
+    for name in (
+        "episode_starts",
+        "reached_goal",
+        "success_any_step",
+        "kind",
+        "source_index",
+        "jitter_j",
+        "jitter_start",
+    ):
         if len(getattr(ds, name)) != e:
             fail(f"array {name!r} has {len(getattr(ds, name))} entries but there are {e} episodes")
     if e == 0:
@@ -427,8 +462,14 @@ def _check_video(ds: VideoDataset, where: str) -> None:
     original = ds.kind == "original"
     if (ds.source_index[original] != -1).any() or (ds.source_index[~original] < 0).any():
         fail("source_index must be -1 for original videos and >= 0 for augmented ones")
-    if ds.reached_goal[~original].any():
-        fail("reached_goal is set on an augmented video; augmented videos never reach the goal")
+    if ds.reached_goal[~original].any() or ds.success_any_step[~original].any():
+        fail(
+            "reached_goal or success_any_step is set on an augmented video; augmented videos never reach "
+            "the goal"
+        )
+    if (ds.reached_goal & ~ds.success_any_step).any():
+        bad = int(np.argmax(ds.reached_goal & ~ds.success_any_step))
+        fail(f"episode {bad} reaches the goal at its last frame but success_any_step is false")
     per_episode_mask = np.repeat(original, lengths)
     if ds.reversed_mask[per_episode_mask].any():
         fail("reversed_mask marks transitions of an original video, which has no reversed segment")
@@ -448,21 +489,37 @@ def _check_video(ds: VideoDataset, where: str) -> None:
             f"do not match the arrays ({e} episodes, {n_trans} transitions)"
         )
     if f.dtype == np.float32:
-        _check_state_values(f, _task_of(meta, fail).name, where, ds.episode_starts)
+        from rlmu.envs.state_domains import get_state_domain
+
+        seed = meta.get("domain_seed", 0)
+        try:
+            if type(seed) is not int:
+                raise ValueError(f"domain_seed must be an integer, got {seed!r}")
+            domain = get_state_domain(meta.get("domain"), seed=seed)
+        except ValueError as exc:
+            fail(f"metadata domain: {exc}")
+        # Another state domain sees the state through a fixed transform: the bounds are the image of the
+        # task's observation box (plus the noise margin).
+        _, low, high = task_state_space(_task_of(meta, fail).name)
+        _check_state_values(f, domain.bounds(low, high), where, ds.episode_starts, domain=domain.name)
 
 
 def _check_state_values(
-    states: np.ndarray, task: str | None, where: str, episode_starts: np.ndarray | None, name: str = "frames"
+    states: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+    where: str,
+    episode_starts: np.ndarray | None,
+    name: str = "frames",
+    domain: str | None = None,
 ) -> None:
-    """State rows must be finite and, for a state task, inside its observation bounds.
+    """State rows must be finite and, with ``bounds`` (the task's observation box in the file's domain),
+    inside them.
 
     The error names the array, row, column and value, and with ``episode_starts`` the episode and frame.
     """
     bad = ~np.isfinite(states)
-    bounds = None
-    if task is not None:
-        _, low, high = task_state_space(task)
-        bounds = (low, high)
+    if bounds is not None:
+        low, high = bounds
         with np.errstate(invalid="ignore"):
             bad |= (states < low) | (states > high)
     if not bad.any():
@@ -477,8 +534,9 @@ def _check_state_values(
     if not math.isfinite(value):
         problem = f"{value} is not finite"
     else:
+        in_domain = f" in domain {domain!r}" if domain not in (None, "robot", "state") else ""
         problem = (
-            f"{value!r} is outside the task's observation range "
+            f"{value!r} is outside the task's observation range{in_domain} "
             f"[{float(bounds[0][col])!r}, {float(bounds[1][col])!r}]"
         )
     raise DatasetError(f"{where}: {at}, column {col}: {problem} ({n_bad} bad row(s) in all)")

@@ -15,9 +15,8 @@ import numpy as np
 
 from rlmu.data.format import KINDS, PairedDataset, VideoDataset
 from rlmu.envs.rollout import rollout
-from rlmu.tasks import TaskSpec, get_task
+from rlmu.tasks import DEFAULT_OBSERVATION_DOMAIN, TaskSpec, get_task
 
-STATE_DOMAIN = "state"  # the "domain" recorded for state tasks (Acrobot): observations are not images
 DEFAULT_PAIRED_NOISE = 0.2  # our choice: noisy rollouts visit off-demonstration states too
 
 
@@ -55,24 +54,28 @@ class Progress:
             self._bar.close()
 
 
-def available_domains() -> list[str]:
+def available_domains(spec: TaskSpec | None = None) -> list[str]:
+    """Observation-domain names: image styles (``rlmu.envs.domains``) for image tasks (the default),
+    state domains (``rlmu.envs.state_domains``) for state tasks."""
+    if spec is not None and not spec.pixels:
+        from rlmu.envs.state_domains import STATE_DOMAINS
+
+        return sorted(STATE_DOMAINS)
     from rlmu.envs.domains import STYLES
 
     return sorted(STYLES)
 
 
 def resolve_domain(spec: TaskSpec, domain: str | None) -> str:
-    """The observation domain for ``spec``: a named style for image tasks, ``"state"`` for state tasks."""
-    if not spec.pixels:
-        if domain not in (None, STATE_DOMAIN):
-            raise ValueError(
-                f"task {spec.name!r} has state observations and no image domain; "
-                f"omit the domain (or pass {STATE_DOMAIN!r}), got {domain!r}"
-            )
-        return STATE_DOMAIN
-    domain = "human" if domain is None else domain
-    if domain not in available_domains():
-        raise ValueError(f"unknown domain {domain!r}; choose one of {available_domains()}")
+    """The observation domain for ``spec``: ``domain``, or :data:`DEFAULT_OBSERVATION_DOMAIN` when None;
+    unknown names raise a ValueError listing the task's domains."""
+    domain = DEFAULT_OBSERVATION_DOMAIN if domain is None else domain
+    choices = available_domains(spec)
+    if domain not in choices:
+        kind = "image" if spec.pixels else "state"
+        raise ValueError(
+            f"unknown domain {domain!r} for task {spec.name!r} ({kind} observations); choose one of {choices}"
+        )
     return domain
 
 
@@ -83,7 +86,7 @@ def make_env(spec: TaskSpec, domain: str, image_size: int):
 
     if spec.pixels:
         return gym.make(spec.env_id, image_size=image_size, domain=domain)
-    return gym.make(spec.env_id)
+    return gym.make(spec.env_id, domain=domain)
 
 
 def make_demonstrator(spec: TaskSpec, *, noise: float, seed: int, quality: str | None):
@@ -109,14 +112,15 @@ def _demonstrator_name(expert) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def rollout_episode(env, expert, *, seed: int) -> tuple[np.ndarray, bool]:
-    """Run one demonstrator episode. Returns ``(frames (T + 1, ...), reached_goal)``.
+def rollout_episode(env, expert, *, seed: int) -> tuple[np.ndarray, bool, bool]:
+    """Run one demonstrator episode. Returns ``(frames (T + 1, ...), reached_goal, success_any_step)``.
 
-    ``reached_goal`` is ``info["success"]`` at the final frame: the video ends in a goal state, which is
-    what reward relabelling rewards (a terminal reward on the last transition).
+    ``reached_goal`` is ``info["success"]`` at the final frame (the video ends in a goal state);
+    ``success_any_step`` is ``info["success"]`` on some step (the task definition of success). Reward
+    relabelling rewards one of the two (``data.success``).
     """
     ep = rollout(env, expert, seed)
-    return ep.frames, ep.final_success
+    return ep.frames, ep.final_success, ep.success
 
 
 def generate_videos(
@@ -135,7 +139,9 @@ def generate_videos(
 
     Stops after the first episode that brings the total to at least ``n_transitions``; with
     ``n_episodes`` it generates exactly that many episodes instead. Frames are ``(H, W, 3)`` uint8 images
-    in ``domain`` (image tasks) or 6-D float32 states (Acrobot).
+    in ``domain`` (image tasks) or 6-D float32 states seen in the state domain ``domain`` (Acrobot);
+    ``domain=None`` is :data:`DEFAULT_OBSERVATION_DOMAIN`. The demonstrator reads ``info["state"]``, so
+    the trajectories of one seed are the same in every domain.
     """
     spec = get_task(task)
     domain = resolve_domain(spec, domain)
@@ -153,15 +159,16 @@ def generate_videos(
     bar = Progress(
         total, f"generate {spec.name}/{domain}", "episodes" if n_episodes else "transitions", progress
     )
-    episodes, reached, n_success = [], [], 0
+    episodes, reached, any_step, n_success = [], [], [], 0
     count = 0
     try:
         while (n_episodes is not None and len(episodes) < n_episodes) or (
             n_episodes is None and count < n_transitions
         ):
-            frames, goal = rollout_episode(env, expert, seed=int(seeds.integers(2**31 - 1)))
+            frames, goal, success = rollout_episode(env, expert, seed=int(seeds.integers(2**31 - 1)))
             episodes.append(frames)
             reached.append(goal)
+            any_step.append(success)
             n_success += goal
             count += len(frames) - 1
             bar.update(1 if n_episodes is not None else min(len(frames) - 1, max(total - bar.n, 0)))
@@ -181,8 +188,9 @@ def generate_videos(
         "requested_transitions": None if n_episodes is not None else int(n_transitions),
         "requested_episodes": n_episodes,
         "success_rate": n_success / len(episodes),
+        "success_any_step_rate": sum(any_step) / len(episodes),
     }
-    return VideoDataset.from_episodes(episodes, meta=meta, reached_goal=reached)
+    return VideoDataset.from_episodes(episodes, meta=meta, reached_goal=reached, success_any_step=any_step)
 
 
 def generate_paired(
@@ -264,6 +272,7 @@ def augment_dataset(
     j: int = 5,
     ratio: float = 1.0,
     start_range: tuple[int, int] = (10, 25),
+    jitter_mode: str = "fixed",
     seed: int = 0,
     source: dict[str, Any] | None = None,
 ) -> VideoDataset:
@@ -286,6 +295,7 @@ def augment_dataset(
         j=j,
         ratio=ratio,
         start_range=tuple(start_range),
+        jitter_mode=jitter_mode,
         rng=np.random.default_rng(seed),
     )
     if not videos:
@@ -297,6 +307,7 @@ def augment_dataset(
         "j": int(j) if mode == "jitter" else None,
         "ratio": float(ratio),
         "start_range": [int(start_range[0]), int(start_range[1])] if mode == "jitter" else None,
+        "jitter_mode": jitter_mode if mode == "jitter" else None,
         "seed": int(seed),
         "source": source or {},
     }
@@ -304,6 +315,7 @@ def augment_dataset(
         [np.asarray(v.frames) for v in videos],
         meta=meta,
         reached_goal=[False] * len(videos),
+        success_any_step=[False] * len(videos),
         kind=[v.kind for v in videos],
         source_index=[int(originals[v.source_index]) for v in videos],
         reversed_masks=[np.asarray(v.reversed_mask, dtype=bool) for v in videos],

@@ -4,12 +4,18 @@ Observation videos carry no rewards; RLV gives each transition ``(s_t, s_{t+1})`
 terminal flag from the video's outcome alone:
 
 ==========  ===================================  ===========================  ==========
-task        final transition of a goal-reaching  every other transition      terminal
+task        final transition of a successful     every other transition      terminal
             original video
 ==========  ===================================  ===========================  ==========
 push/drawer r = 10                               r = 0                        final only
 acrobot     r = 10                               r = -1                       final only
 ==========  ===================================  ===========================  ==========
+
+Which videos are successful (``data.success``, :data:`SUCCESS_RULES`): ``any_step`` (default), the task
+definition: the task's success held on some step of the video (``success_any_step`` of the dataset);
+``final_frame``: the video ends in a goal state (``reached_goal``). On Acrobot the two agree (reaching the
+goal ends the episode); on push and drawer a video whose puck or drawer reached the goal and left it again
+counts only under ``any_step``.
 
 The terminal flag means "no bootstrap" (the goal ends the episode). A video that does not reach the
 goal ends in a time-out: its last transition is not terminal and is bootstrapped.
@@ -43,6 +49,8 @@ SUCCESS_REWARD = 10.0
 #: step reward of a non-final (or non-successful) transition, per task short name
 STEP_REWARD: dict[str, float] = {"push": 0.0, "drawer": 0.0, "acrobot": -1.0}
 KINDS: tuple[str, ...] = ("original", "reverse", "jitter")
+#: which videos earn the terminal reward: success on any step (the task definition) or at the last frame
+SUCCESS_RULES: tuple[str, ...] = ("any_step", "final_frame")
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,8 @@ def relabel(
 ) -> Relabelled:
     """Rewards and terminals of one observation video with ``n_transitions`` (= frames - 1) transitions.
 
-    ``task``: short name or gymnasium id. ``reached_goal``: the video ends in a goal state (only an
-    ``"original"`` video can). ``reversed_mask``: ``(T,)`` bool, the transitions inside reversed segments;
+    ``task``: short name or gymnasium id. ``reached_goal``: the video is successful under the run's
+    success rule (``VideoDataset.successful``; only an ``"original"`` video can be). ``reversed_mask``: ``(T,)`` bool, the transitions inside reversed segments;
     required for ``"jitter"`` when ``negative_reward`` is set, defaults to all True for ``"reverse"`` and
     must be all False (or None) for ``"original"``. ``negative_reward``: added to the reward of the masked
     transitions (None = plain scheme).

@@ -8,8 +8,16 @@ touched, so any trailing shape works. ``T`` is the number of transitions (frame 
 - ``negative jitter(j)``: copy frames ``[0, s)``, then append the chunk ``frames[s : s + j]`` forward and
   the same chunk reversed, again and again, until the original length is reached (``negative_jitter``).
 
-The jitter cursor does not advance: every back-and-forth cycle repeats the same chunk starting at ``s``.
-The report's loop says "repeatedly copy the next j frames in original and reversed order" and explains
+Two readings of "repeatedly copy the next j frames" (``jitter_mode``, config ``data.jitter_mode``):
+
+- ``fixed`` (default): the jitter cursor does not advance: every back-and-forth cycle repeats the same
+  chunk starting at ``s``;
+- ``advancing``: cycle ``c`` uses the chunk starting at ``s + c * j`` ("the next j frames" after the
+  previous chunk), so the video creeps forward at half speed with a jump of ``j`` frames between cycles.
+  The chunk start stops at ``T - 1``: near the end of a short video the last chunks are clipped (down to
+  the single frame ``T - 1``, a pause).
+
+For ``fixed``: the report's loop says "repeatedly copy the next j frames in original and reversed order" and explains
 that the result "mimic[s] the initial phases of training the agent where it just moves back and forth
 at various positions and does not progress towards the target location". A cursor that advanced by
 ``j`` per cycle would (a) progress towards the target, at half speed, and (b) join each cycle's last
@@ -66,13 +74,18 @@ def reverse_video(frames) -> np.ndarray:
     return np.ascontiguousarray(frames[::-1])
 
 
-def jitter_indices(n_frames: int, j: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+JITTER_MODES: tuple[str, ...] = ("fixed", "advancing")
+
+
+def jitter_indices(n_frames: int, j: int, start: int, mode: str = "fixed") -> tuple[np.ndarray, np.ndarray]:
     """Source frame indices of a negatively jittered video and its reversed-transition mask.
 
     Returns ``(index (n_frames,) int64, reversed_mask (n_frames - 1,) bool)``: output frame ``k`` is
     source frame ``index[k]``. With ``c = [start, ..., min(start + j, n_frames - 1) - 1]`` (the chunk,
     never containing the last source frame) the index sequence is ``0, ..., start - 1`` followed by
-    ``c, reversed(c), c, reversed(c), ...`` cut at ``n_frames``.
+    ``c, reversed(c), c, reversed(c), ...`` cut at ``n_frames`` (``mode="fixed"``). With
+    ``mode="advancing"`` cycle ``i`` uses the chunk ``c_i`` starting at ``min(start + i * j, n_frames - 2)``
+    instead: ``c_0, reversed(c_0), c_1, reversed(c_1), ...``.
 
     A transition ``k -> k + 1`` is "inside a reversed segment" when both output frames belong to the
     same reversed copy of the chunk; these are exactly the transitions that step one frame backwards
@@ -80,7 +93,8 @@ def jitter_indices(n_frames: int, j: int, start: int) -> tuple[np.ndarray, np.nd
     are not reversed motion and are not marked.
 
     Example: ``n_frames=12, j=3, start=4`` gives ``0 1 2 3 | 4 5 6 | 6 5 4 | 4 5`` and the mask is True
-    for the transitions ``6->5`` and ``5->4`` only.
+    for the transitions ``6->5`` and ``5->4`` only; ``mode="advancing"`` gives
+    ``0 1 2 3 | 4 5 6 | 6 5 4 | 7 8`` (mask: ``6->5`` and ``5->4``).
     """
     if int(n_frames) != n_frames or n_frames < 2:
         raise ValueError(f"n_frames must be an integer >= 2, got {n_frames!r}")
@@ -91,30 +105,36 @@ def jitter_indices(n_frames: int, j: int, start: int) -> tuple[np.ndarray, np.nd
             f"start must be an integer in [0, {n_frames - 2}] for a video of {n_frames} frames "
             f"(the last frame is never jittered), got {start!r}"
         )
+    if mode not in JITTER_MODES:
+        raise ValueError(f"jitter mode must be one of {list(JITTER_MODES)}, got {mode!r}")
     n_frames, j, start = int(n_frames), int(j), int(start)
-    chunk = np.arange(start, min(start + j, n_frames - 1), dtype=np.int64)
-    cycle = np.concatenate([chunk, chunk[::-1]])
-    # segment id per output frame: -1 for the copied prefix, else the cycle half (odd = reversed copy)
-    half_ids = np.repeat([0, 1], len(chunk))
-    n_rest = n_frames - start
-    reps = -(-n_rest // len(cycle))  # ceil
-    rest_idx = np.tile(cycle, reps)[:n_rest]
-    rest_seg = (np.arange(reps)[:, None] * 2 + half_ids[None, :]).reshape(-1)[:n_rest]
-    index = np.concatenate([np.arange(start, dtype=np.int64), rest_idx])
-    segment = np.concatenate([np.full(start, -1, dtype=np.int64), rest_seg])
+    # segment id per output frame: -1 for the copied prefix, else 2 * cycle + half (odd = reversed copy)
+    index, segment = [np.arange(start, dtype=np.int64)], [np.full(start, -1, dtype=np.int64)]
+    filled, cycle = start, 0
+    while filled < n_frames:
+        first = start if mode == "fixed" else min(start + cycle * j, n_frames - 2)
+        chunk = np.arange(first, min(first + j, n_frames - 1), dtype=np.int64)
+        for half, part in ((0, chunk), (1, chunk[::-1])):
+            index.append(part)
+            segment.append(np.full(len(part), 2 * cycle + half, dtype=np.int64))
+            filled += len(part)
+        cycle += 1
+    index = np.concatenate(index)[:n_frames]
+    segment = np.concatenate(segment)[:n_frames]
     in_reversed = (segment % 2 == 1) & (segment >= 0)
     mask = in_reversed[:-1] & in_reversed[1:] & (segment[:-1] == segment[1:])
     return index, mask
 
 
-def negative_jitter(frames, j: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+def negative_jitter(frames, j: int, start: int, mode: str = "fixed") -> tuple[np.ndarray, np.ndarray]:
     """Negative jitter of one episode (see the module docstring and :func:`jitter_indices`).
 
     ``frames``: ``(T + 1, ...)``. Returns ``(frames_out (T + 1, ...), reversed_mask (T,) bool)``; the
-    output has the input's length, shape and dtype. ``j >= 1``; ``0 <= start <= T - 1``.
+    output has the input's length, shape and dtype. ``j >= 1``; ``0 <= start <= T - 1``; ``mode``: one of
+    :data:`JITTER_MODES`.
     """
     frames = _check_episode(frames)
-    index, mask = jitter_indices(frames.shape[0], j, start)
+    index, mask = jitter_indices(frames.shape[0], j, start, mode)
     return frames[index], mask
 
 
@@ -161,17 +181,21 @@ def augment_videos(
     j: int = 5,
     ratio: float = 1.0,
     start_range: tuple[int, int] = (10, 25),
+    jitter_mode: str = "fixed",
     rng: np.random.Generator | int,
 ) -> list[AugmentedVideo]:
     """Apply the Video Data Generator to a list of episodes.
 
     ``mode``: ``"reverse"`` or ``"jitter"``. ``ratio``: augmented videos per original (see
     :func:`choose_sources`). ``start_range``: inclusive range of jitter start frames (see
-    :func:`draw_start`; default frames 10-25 as in the report). ``rng``: a numpy Generator or an int seed;
+    :func:`draw_start`; default frames 10-25 as in the report). ``jitter_mode``: ``"fixed"`` or
+    ``"advancing"`` (:func:`jitter_indices`). ``rng``: a numpy Generator or an int seed;
     the output is a deterministic function of it. Videos come out ordered by source index.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    if jitter_mode not in JITTER_MODES:
+        raise ValueError(f"jitter_mode must be one of {list(JITTER_MODES)}, got {jitter_mode!r}")
     if isinstance(j, bool) or int(j) != j or j < 1:
         raise ValueError(f"j (jitter length in frames) must be an integer >= 1, got {j!r}")
     if (
@@ -200,7 +224,7 @@ def augment_videos(
             )
         else:
             s = draw_start(frames.shape[0], start_range, rng)
-            jittered, mask = negative_jitter(frames, int(j), s)
+            jittered, mask = negative_jitter(frames, int(j), s, jitter_mode)
             out.append(
                 AugmentedVideo(
                     frames=jittered,

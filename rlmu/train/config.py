@@ -46,7 +46,15 @@ class DataConfig(BaseModel):
     jitter: int = Field(5, ge=1)  # j: frames forward, then the same frames reversed
     augment_ratio: float = Field(1.0, gt=0.0)  # augmented videos per original video
     jitter_start: tuple[int, int] = (10, 25)  # start frame s drawn uniformly from this closed range
-    negative_reward: float | None = Field(None, lt=0.0)  # reward inside reversed segments (None: 0)
+    # How "repeatedly copy the next j frames" reads (rlmu.data.vdg): ``fixed`` repeats the chunk [s, s+j)
+    # back and forth; ``advancing`` moves the chunk on by j frames each back-and-forth cycle.
+    jitter_mode: Literal["fixed", "advancing"] = "fixed"
+    # Added to the step reward of every transition inside a reversed segment (push/drawer 0 + r, Acrobot
+    # -1 + r; the report "adds a small negative reward"). None: no penalty.
+    negative_reward: float | None = Field(None, lt=0.0)
+    # Which observation videos earn the terminal success reward: ``any_step`` (the task's success held on
+    # some step: the task definition) or ``final_frame`` (the video ends in a goal state).
+    success: Literal["any_step", "final_frame"] = "any_step"
     # A file of augmented videos made by ``rlmu data augment`` from ``observations``; when set it is used
     # instead of running the Video Data Generator in the trainer (its mode must match ``augment``).
     augmented: str | None = None

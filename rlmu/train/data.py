@@ -68,6 +68,11 @@ def build_observation_buffer(cfg, spec: TaskSpec) -> ObservationBuffer:
                 raise UserError(
                     f"data.augmented: {d.augmented}: jitter j {sorted(set(aug.jitter_j.tolist()))}, config data.jitter={d.jitter}"
                 )
+            file_mode = (aug.meta.get("augmentation") or {}).get("jitter_mode", "fixed")
+            if d.augment == "jitter" and file_mode != d.jitter_mode:
+                raise UserError(
+                    f"data.augmented: {d.augmented}: jitter mode {file_mode!r}, config data.jitter_mode={d.jitter_mode!r}"
+                )
         else:
             from rlmu.data.generate import augment_dataset
 
@@ -79,6 +84,7 @@ def build_observation_buffer(cfg, spec: TaskSpec) -> ObservationBuffer:
                     j=d.jitter,
                     ratio=d.augment_ratio,
                     start_range=tuple(d.jitter_start),
+                    jitter_mode=d.jitter_mode,
                     seed=vdg_seed,
                 )
             except ValueError as exc:
@@ -89,7 +95,7 @@ def build_observation_buffer(cfg, spec: TaskSpec) -> ObservationBuffer:
     offset = 0
     for ds in parts:
         o, n = ds.transition_indices()
-        lab = ds.relabelled(spec.name, negative_reward=d.negative_reward)
+        lab = ds.relabelled(spec.name, negative_reward=d.negative_reward, success=d.success)
         frames.append(_chw(ds.frames))
         obs_idx.append(o + offset)
         next_idx.append(n + offset)
