@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_agent import OBS, batches, grads_by_group, make_agent, member_params
+from test_agent_pack import SIZES
 from test_resume import write_acrobot_videos
 
 from rlmu.agent.agent import LOSS_GROUPS
@@ -112,11 +113,12 @@ def test_generator_loss_alone_changes_the_state_encoder():
 
 
 def test_state_encoder_pack_member_is_its_seed():
+    """(Batches of 64: see ``test_agent_pack.SIZES``.)"""
     pack = make_agent("rlmu", seeds=(2, 5), obs_shape=STATE, encoder=TINY_STATE)
     solo = make_agent("rlmu", seeds=(5,), obs_shape=STATE, encoder=TINY_STATE)
-    for _ in range(2):
-        p = pack.update(*batches((2, 5), obs_shape=STATE))
-        s = solo.update(*batches((5,), obs_shape=STATE))
+    for step in range(3):
+        p = pack.update(*batches((2, 5), step, obs_shape=STATE, **SIZES))
+        s = solo.update(*batches((5,), step, obs_shape=STATE, **SIZES))
         assert all(p.values[k][1] == s.values[k][0] for k in s.values)
     pa, pb = member_params(pack, 1), member_params(solo, 0)
     assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)

@@ -255,7 +255,9 @@ class Agent:
                 nets["encoder"] = ConvEncoder(self.obs_shape, enc.channels, enc.kernel, enc.pool)
                 repr_dim = nets["encoder"].repr_dim
             elif enc.state:
-                nets["encoder"] = state_encoder(self.obs_shape[0], enc.state_hidden, enc.state_features)
+                nets["encoder"] = state_encoder(
+                    self.obs_shape[0], enc.state_hidden, enc.state_features, enc.state_layer_norm
+                )
                 repr_dim = enc.state_features
             else:
                 repr_dim = self.obs_shape[0]

@@ -93,7 +93,8 @@ class EncoderConfig(_Section):
     state: bool = Field(
         True,
         description=(
-            "state observations: a learned MLP encoder (state_hidden -> state_features, tanh) shared by every "
+            "state observations: a learned MLP encoder (state_hidden -> state_features, LayerNorm, tanh) shared "
+            "by every "
             "head as the pixel encoder is (our choice; every variant of a task gets it). False: the encoder "
             "is the identity, and the generator, paired and MEM losses are refused (nothing they could "
             "train is read by the policy)"
@@ -101,6 +102,13 @@ class EncoderConfig(_Section):
     )
     state_hidden: _Hidden = Field((256,), description="hidden widths of the state encoder (ReLU)")
     state_features: int = Field(50, ge=1, description="feature dimension of the state encoder (tanh output)")
+    state_layer_norm: bool = Field(
+        True,
+        description=(
+            "LayerNorm before the state encoder's tanh (DrQ / SAC-AE's projection). Without it the critic "
+            "drove 96% of the features into tanh's saturation in 16k Acrobot steps (docs/training.md)"
+        ),
+    )
     target: bool = Field(
         False,
         description=(

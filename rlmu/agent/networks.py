@@ -73,10 +73,25 @@ class PackMLP(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------- f_enc
-def state_encoder(state_dim: int, hidden: tuple[int, ...], features: int) -> nn.Sequential:
-    """One member's state encoder: a Linear-ReLU stack state_dim -> hidden... -> features (the pack encoder
-    adds the tanh)."""
-    return mlp(state_dim, hidden, features)
+def state_encoder(state_dim: int, hidden: tuple[int, ...], features: int, layer_norm: bool) -> nn.Sequential:
+    """One member's state encoder: a Linear-ReLU stack state_dim -> hidden... -> features, then (with
+    ``layer_norm``) a LayerNorm; the pack encoder adds the tanh (DrQ / SAC-AE's projection: without the
+    LayerNorm the critic's gradient drives the pre-activations into tanh's saturation)."""
+    net = mlp(state_dim, hidden, features)
+    if layer_norm:
+        net.append(nn.LayerNorm(features))
+    return net
+
+
+class PackLayerNorm(nn.Module):
+    """The members' own ``nn.LayerNorm`` layers, applied member by member: (K, B, F) -> (K, B, F)."""
+
+    def __init__(self, layers: Sequence[nn.LayerNorm]):
+        super().__init__()
+        self.members = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([norm(xk) for norm, xk in zip(self.members, x, strict=True)])
 
 
 class ConvEncoder(nn.Module):
@@ -119,9 +134,9 @@ class Encoder(nn.Module):
     Pixels (``obs_shape = (C, H, W)``, uint8): one :class:`ConvEncoder` per member; frames (K, B, C, H, W)
     -> features (K, B, repr_dim). On the CPU the members run one after the other (``channels_last`` memory
     format: the same function, faster max-pool); on other devices as one grouped convolution over the pack.
-    State (``obs_shape = (D,)``): with ``members`` (one :func:`state_encoder` MLP per member) a learned
-    encoder, (K, B, D) -> Linear-ReLU stack -> tanh -> (K, B, repr_dim); without, the identity (features =
-    the float state).
+    State (``obs_shape = (D,)``): with ``members`` (one :func:`state_encoder` per member) a learned encoder,
+    (K, B, D) -> Linear-ReLU stack -> LayerNorm (if the members have one) -> tanh -> (K, B, repr_dim);
+    without, the identity (features = the float state).
     """
 
     def __init__(
@@ -142,6 +157,7 @@ class Encoder(nn.Module):
         self.grouped: bool | None = None
         self.members = None
         self.mlp = None
+        self.norm = None
         if self.is_pixel:
             if members is None:
                 members = [ConvEncoder(self.obs_shape, channels, kernel, pool) for _ in range(n_members)]
@@ -151,6 +167,8 @@ class Encoder(nn.Module):
             if members is not None:
                 self.mlp = PackMLP(members)
                 self.repr_dim = self.mlp.layers[-1].members[0].out_features
+                if isinstance(members[0][-1], nn.LayerNorm):
+                    self.norm = PackLayerNorm([m[-1] for m in members])
             else:
                 self.repr_dim = self.obs_shape[0]
         else:
@@ -168,9 +186,12 @@ class Encoder(nn.Module):
         if not self.is_pixel:
             if self.mlp is None:
                 return obs.float()
+            x = self.mlp(obs.float())
+            if self.norm is not None:
+                x = self.norm(x)
             # tanh member by member: a member's elements then always sit in the same vector lanes of the
             # CPU kernel, whatever the pack (see the module docstring).
-            return torch.stack([torch.tanh(x) for x in self.mlp(obs.float())])
+            return torch.stack([torch.tanh(xk) for xk in x])
         grouped = self.grouped if self.grouped is not None else obs.device.type != "cpu"
         if not grouped:
             return torch.stack(
