@@ -35,6 +35,7 @@ def test_report_html_is_self_contained(reported):
     for attr in re.findall(r'(?:src|href)="([^"]*)"', html):
         assert attr.startswith(("data:", "#")), attr
     assert "default-src 'none'" in html
+    assert "docs/fidelity.md" in html  # provenance names the table of every choice
     for section in ('id="claims"', 'id="figures"', 'id="runs"', 'id="config"', 'id="provenance"'):
         assert section in html
     # The broken run is named, with its reason; the study config is embedded.

@@ -169,6 +169,13 @@ def provenance(agg: Aggregation, params: dict | None) -> list[tuple[str, str]]:
                 ", ".join(f"{r} ({n} runs)" for r, n in revs.value_counts().sort_index().items()),
             )
         )
+    rows.append(
+        (
+            "methods and choices",
+            "docs/fidelity.md of the rlmu repository: every place the code decides beyond the papers or "
+            "departs from the released code, with its default and the config key that switches it",
+        )
+    )
     rows.append(("run directories found", str(len(agg.status))))
     for cat, label in ((INCLUDED, "included"), (IN_PROGRESS, "in progress"), (EXCLUDED, "excluded")):
         rows.append((f"runs {label}", str(int((agg.status["category"] == cat).sum()))))
