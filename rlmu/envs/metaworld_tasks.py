@@ -13,6 +13,10 @@ index  ``info["state"]`` (float32, metres; world frame)
 7:10   goal position: puck target (push) or open-handle target (drawer)
 =====  ==========================================================================================
 
+With ``observation="state"`` the observation is this state vector itself (``Box`` of
+:data:`STATE_LOW` / :data:`STATE_HIGH`, float32) and nothing is rendered: the renderer is created only when
+something asks for a frame (``render()``, :meth:`~MetaWorldImageEnv.render_domain`).
+
 Reward is 1 for every step on which the task's success test holds, else 0; episodes end by truncation only.
 Metaworld is imported when an environment is built, never at ``import rlmu``.
 """
@@ -27,7 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlmu.envs.domains import DomainStyle, ModelStyler, get_style
-from rlmu.envs.rendering import FastRenderer, add_scene_geom
+from rlmu.envs.rendering import FastRenderer, add_scene_geom, prepare_model_for_fast_rendering
 
 STATE_FIELDS: tuple[str, ...] = (
     "hand_x",
@@ -41,6 +45,15 @@ STATE_FIELDS: tuple[str, ...] = (
     "goal_y",
     "goal_z",
 )
+
+# Bounds of the state vector: positions inside Meta-World's Sawyer workspace (its ``_HAND_SPACE``, to which it
+# clips the hand; the hand's own mocap limits, and so everything it can push or pull, lie inside it), the
+# gripper opening in [0, 1] (Meta-World clips it there). A state observation is clipped to these bounds.
+_WORKSPACE_LOW = (-0.525, 0.348, -0.0525)
+_WORKSPACE_HIGH = (0.525, 1.025, 0.7)
+STATE_LOW = np.array([*_WORKSPACE_LOW, 0.0, *_WORKSPACE_LOW, *_WORKSPACE_LOW], dtype=np.float32)
+STATE_HIGH = np.array([*_WORKSPACE_HIGH, 1.0, *_WORKSPACE_HIGH, *_WORKSPACE_HIGH], dtype=np.float32)
+OBSERVATIONS: tuple[str, ...] = ("pixels", "state")
 
 _MW_MAX_PATH = 10**9  # Meta-World refuses to step past max_path_length; episode length is ours to enforce
 
@@ -68,7 +81,11 @@ class MetaWorldImageEnv(gym.Env):
         domain_seed: int | None = None,
         render_mode: str | None = None,
         episode_steps: int | None = None,
+        observation: str = "pixels",
     ) -> None:
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+        self.observation = observation
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if not isinstance(image_size, (int, np.integer)) or not 8 <= image_size <= 480:
@@ -88,13 +105,20 @@ class MetaWorldImageEnv(gym.Env):
         self.data: mujoco.MjData = self._mw.data
         self._camera_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, self.camera)
         self.model.site_rgba[:, 3] = 0.0
-        self._renderer = FastRenderer(self.model, self.image_size, self.image_size, self.camera)
+        if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, self.camera) < 0:
+            names = [self.model.camera(i).name for i in range(self.model.ncam)]
+            raise ValueError(f"camera {self.camera!r} is not in the model; choose one of {names}")
+        self._renderer: FastRenderer | None = None  # created on the first frame (never in state mode)
+        prepare_model_for_fast_rendering(self.model)  # model fields only, before the styler's snapshot
         self._styler = ModelStyler(self.model)
         self._render_data: mujoco.MjData | None = None  # private copy of the state used for rendering
         self.domain = get_style(domain, domain_seed)
         self._styler.apply(self.domain, self._camera_id)
 
-        self.observation_space = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
+        if observation == "state":
+            self.observation_space = spaces.Box(STATE_LOW, STATE_HIGH, dtype=np.float32)
+        else:
+            self.observation_space = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
         self._t = 0
         self._mw_obs: np.ndarray | None = None
 
@@ -125,7 +149,8 @@ class MetaWorldImageEnv(gym.Env):
         self._mw_obs = self._after_reset(mw_obs)
         self._t = 0
         success = bool(self._mw.evaluate_state(self._mw_obs, np.zeros(4))[1]["success"])
-        return self._render_obs(), {"state": self._state(), "success": success}
+        state = self._state()
+        return self._observe(state), {"state": state, "success": success}
 
     def step(self, action):
         if self._mw_obs is None:
@@ -139,8 +164,9 @@ class MetaWorldImageEnv(gym.Env):
         self._mw_obs, _, _, _, mw_info = self._mw.step(mw_action)
         self._t += 1
         success = bool(mw_info["success"])
-        info = {"state": self._state(), "success": success}
-        return self._render_obs(), float(success), False, self._t >= self.episode_steps, info
+        state = self._state()
+        info = {"state": state, "success": success}
+        return self._observe(state), float(success), False, self._t >= self.episode_steps, info
 
     def render(self):
         """``rgb_array``: the current frame in the environment's own domain, at the observation size."""
@@ -150,10 +176,16 @@ class MetaWorldImageEnv(gym.Env):
         return self._render_obs()
 
     def close(self) -> None:
-        self._renderer.close()
+        if self._renderer is not None:
+            self._renderer.close()
         self._mw.close()
 
     # --- rendering ---------------------------------------------------------------------------------------
+    def _observe(self, state: np.ndarray) -> np.ndarray:
+        if self.observation == "state":
+            return np.clip(state, STATE_LOW, STATE_HIGH)
+        return self._render_obs()
+
     def _render_obs(self) -> np.ndarray:
         return self._render_current()
 
@@ -169,6 +201,8 @@ class MetaWorldImageEnv(gym.Env):
         mujoco.mj_kinematics(self.model, data)
         mujoco.mj_comPos(self.model, data)
         mujoco.mj_camlight(self.model, data)
+        if self._renderer is None:
+            self._renderer = FastRenderer(self.model, self.image_size, self.image_size, self.camera)
         return self._renderer.render(data, decorate=lambda scene: self._decorate(scene, data))
 
     def _decorate(self, scene: mujoco.MjvScene, data: mujoco.MjData) -> None:

@@ -128,6 +128,39 @@ class TrainConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     virl: VirlTrainConfig = Field(default_factory=VirlTrainConfig)
+    # What the agent observes: ``pixels`` (an image task's camera images) or ``state`` (the task's
+    # low-dimensional state, ``info["state"]``, read by the learned state encoder; nothing is rendered).
+    # None: the task's own observations. A state task has only ``state``; on an image task ``state`` is for
+    # variants without observation videos or VIRL frames (those exist as images only): sac.
+    observation: Literal["pixels", "state"] | None = None
+
+    @field_validator("observation")
+    @classmethod
+    def _observation_fits(cls, v: str | None, info) -> str | None:
+        task, agent, virl = (info.data.get(k) for k in ("task", "agent", "virl"))
+        if v is None or task is None:
+            return v
+        if v == "pixels" and not get_task(task).pixels:
+            raise ValueError(
+                f"task {task!r} has state observations only: use observation=state (or leave it unset)"
+            )
+        if v == "state" and get_task(task).pixels:
+            reads = [
+                key
+                for key, on in (
+                    ("agent.rlv.enabled", agent is not None and agent.rlv.enabled),
+                    ("agent.mem.enabled", agent is not None and agent.mem.enabled),
+                    ("virl.enabled", virl is not None and virl.enabled),
+                )
+                if on
+            ]
+            if reads:
+                raise ValueError(
+                    f"state observations of image task {task!r} work with variant sac only: "
+                    f"{' and '.join(reads)} need observation videos or demonstration frames, "
+                    "which exist as images only"
+                )
+        return v
 
     @field_validator("task")
     @classmethod
@@ -425,11 +458,12 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
     progress rows kept in memory and in each checkpoint.
     """
     from rlmu.data.format import task_state_space
+    from rlmu.envs.metaworld_tasks import STATE_FIELDS
 
     spec = get_task(cfg.task)
     a = cfg.agent
     action_dim = 3  # the largest action of the tasks (drawer)
-    if spec.pixels:
+    if spec.pixels and cfg.observation != "state":
         size = cfg.image_size
         frame_bytes, obs_floats = 3 * size * size, 3 * size * size
         side, channels = size, 3
@@ -441,7 +475,7 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
         features = channels * side * side
         frame_slots_per_transition = 1 + 1 / spec.episode_steps
     else:
-        dim = task_state_space(spec.name)[0]
+        dim = task_state_space(spec.name)[0] if not spec.pixels else len(STATE_FIELDS)
         frame_bytes, obs_floats, features, conv_params, conv_act = 4 * dim, dim, dim, 0, 0
         frame_slots_per_transition = 2
     cap = cfg.replay_capacity

@@ -312,7 +312,8 @@ class Trainer:
         self.pack_dir = Path(pack_dir)
         self.ckpt_path = self.pack_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
         self.spec = get_task(self.cfg.task)
-        problem = self.cfg.agent.dead_loss(self.spec.pixels)  # before any data loads (the agent checks too)
+        # Before any data loads (the agent checks too).
+        problem = self.cfg.agent.dead_loss(self.spec.pixels and self.cfg.observation != "state")
         if problem:
             raise UserError(problem)
         self.device = resolve_device(self.cfg.device)
@@ -368,6 +369,8 @@ class Trainer:
 
     def make_env(self):
         kwargs = {"image_size": self.cfg.image_size} if self.spec.pixels else {}
+        if self.spec.pixels and self.cfg.observation == "state":
+            kwargs["observation"] = "state"  # the state vector as observation; nothing is rendered
         return gym.make(self.spec.env_id, **kwargs)
 
     def _to_buffer_obs(self, obs: np.ndarray) -> np.ndarray:
