@@ -135,89 +135,40 @@ def compare(
             reason = (
                 f"different budgets: the study ends at {end_s:,.0f} env steps, the reference at {end_r:,.0f}"
             )
-        for metric, stat in stats.items():
-            point_s, point_r = float(stat(xs[None])[0]), float(stat(xr[None])[0])
+        for metric in METRICS:
+            values = {"study": 0.0, "reference": 0.0, "diff": 0.0}
+            if metric == "convergence rate":
+                ks, kr = int(cs.sum()), int(cr.sum())
+                values.update(study=ks / max(1, xs.size), reference=kr / max(1, xr.size))
+                values["diff"] = values["study"] - values["reference"]
+                if not reason:
+                    _, sl, sh = wilson_interval(ks, xs.size)
+                    _, rl, rh = wilson_interval(kr, xr.size)
+                    d, dl, dh = newcombe_difference(ks, xs.size, kr, xr.size)
+                    p = fisher_exact(ks, xs.size, kr, xr.size)
+            else:
+                stat = stats[metric]
+                values.update(study=float(stat(xs[None])[0]), reference=float(stat(xr[None])[0]))
+                values["diff"] = values["study"] - values["reference"]
+                if not reason:
+                    bs = _boot(xs, stat, reps, rng_for(seed, "reference", task, variant, metric, "study"))
+                    br = _boot(xr, stat, reps, rng_for(seed, "reference", task, variant, metric, "reference"))
+                    (sl, sh), (rl, rh), (dl, dh) = _interval(bs), _interval(br), _interval(bs - br)
+                    d, p = values["diff"], two_sided_p(bs - br, 0.0)
             if reason:
-                rows.append(
-                    _row(
-                        task,
-                        variant,
-                        metric,
-                        xs.size,
-                        xr.size,
-                        study=point_s,
-                        reference=point_r,
-                        diff=point_s - point_r,
-                        verdict="not compared",
-                        reason=reason,
-                    )
-                )
-                continue
-            bs = _boot(xs, stat, reps, rng_for(seed, "reference", task, variant, metric, "study"))
-            br = _boot(xr, stat, reps, rng_for(seed, "reference", task, variant, metric, "reference"))
-            d = bs - br
-            sl, sh = _interval(bs)
-            rl, rh = _interval(br)
-            dl, dh = _interval(d)
-            rows.append(
-                _row(
-                    task,
-                    variant,
-                    metric,
-                    xs.size,
-                    xr.size,
-                    study=point_s,
+                values.update(verdict="not compared", reason=reason)
+            else:
+                values.update(
                     study_low=sl,
                     study_high=sh,
-                    reference=point_r,
                     reference_low=rl,
                     reference_high=rh,
-                    diff=point_s - point_r,
+                    diff=d,
                     diff_low=dl,
                     diff_high=dh,
-                    p_value=two_sided_p(d, 0.0),
+                    p_value=p,
                 )
-            )
-        ks, kr = int(cs.sum()), int(cr.sum())
-        rate_s, rate_r = ks / max(1, xs.size), kr / max(1, xr.size)
-        if reason:
-            rows.append(
-                _row(
-                    task,
-                    variant,
-                    "convergence rate",
-                    xs.size,
-                    xr.size,
-                    study=rate_s,
-                    reference=rate_r,
-                    diff=rate_s - rate_r,
-                    verdict="not compared",
-                    reason=reason,
-                )
-            )
-            continue
-        _, sl, sh = wilson_interval(ks, xs.size)
-        _, rl, rh = wilson_interval(kr, xr.size)
-        d, dl, dh = newcombe_difference(ks, xs.size, kr, xr.size)
-        rows.append(
-            _row(
-                task,
-                variant,
-                "convergence rate",
-                xs.size,
-                xr.size,
-                study=rate_s,
-                study_low=sl,
-                study_high=sh,
-                reference=rate_r,
-                reference_low=rl,
-                reference_high=rh,
-                diff=d,
-                diff_low=dl,
-                diff_high=dh,
-                p_value=fisher_exact(ks, xs.size, kr, xr.size),
-            )
-        )
+            rows.append(_row(task, variant, metric, xs.size, xr.size, **values))
     table = pd.DataFrame(rows, columns=COLUMNS)
     tested = table["verdict"] == ""
     if tested.any():
