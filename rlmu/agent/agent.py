@@ -635,10 +635,19 @@ class Agent:
 
     @staticmethod
     def _adam_step(opt: torch.optim.Optimizer, grads: Mapping[torch.Tensor, torch.Tensor]) -> None:
-        """One step of ``opt`` with the given gradients of (some of) its parameters."""
+        """One step of ``opt`` with the given gradients of (some of) its parameters.
+
+        Each gradient is handed over in its parameter's memory layout. Autograd may return a gradient with
+        other strides (a pack weight's gradient through the batched product's transpose is a transposed
+        view), and the fused Adam kernel on the CPU reads a gradient in memory order whatever its strides:
+        it would apply the transposed gradient to the wrong elements (``test_agent_step`` checks every
+        parameter's first step against its own gradient)."""
         params = [p for group in opt.param_groups for p in group["params"]]
         for p in params:
-            p.grad = grads.get(p)
+            g = grads.get(p)
+            if g is not None and g.stride() != p.stride():
+                g = torch.empty_like(p).copy_(g)
+            p.grad = g
         opt.step()
         for p in params:
             p.grad = None
