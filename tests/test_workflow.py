@@ -448,6 +448,43 @@ def test_adding_seeds_forms_packs_of_the_new_seeds_only(fake_env):
     }
 
 
+def test_committed_results_resume_without_retraining_after_the_data_is_regenerated(fake_env):
+    """A fresh clone of a study's committed results (run records, no datasets, no Snakemake metadata,
+    every file's time the checkout's): only new seeds train. The datasets the new packs need are
+    regenerated, newer than every committed run, and the finished packs are not trained again."""
+    work, env, cfg, log = fake_env
+    cfg.update(results_dir="results/reference/tiny", pack_size=2)
+    (work / "study.yaml").write_text(yaml.safe_dump(cfg))
+    common = ["--profile", str(ROOT / "profiles/local"), "--configfile", "study.yaml", "--cores", "2"]
+    first = snakemake(*common, cwd=work, env=env)
+    assert first.returncode == 0, first.stderr
+    study_dir = work / "results/reference/tiny"
+    assert (study_dir / "report.html").exists() and not (work / "results/tiny").exists()
+
+    # The clone: no datasets (not committed), no .snakemake, and the checkout's times on every file.
+    for path in (study_dir / "data", work / ".snakemake"):
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+    now = time.time()
+    for path in study_dir.rglob("*"):
+        os.utime(path, (now, now))
+    dry = snakemake(*common, "-n", cwd=work, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "rule observation_data" not in dry.stdout and not re.search(r"^rule train_", dry.stdout, re.M)
+
+    # A new seed: its packs need the dataset (rlmu reads observation data), which is generated again.
+    cfg.update(seeds=[0, 1, 2])
+    (work / "study.yaml").write_text(yaml.safe_dump(cfg))
+    dry = snakemake(*common, "-n", cwd=work, env=env)
+    assert dry.returncode == 0, dry.stderr
+    counts = job_counts(dry.stdout)
+    assert train_jobs(counts) == {pack_rule("acrobot", v, [2]): 1 for v in ("sac", "rlmu")}
+    assert counts["observation_data"] == 1
+    second = snakemake(*common, cwd=work, env=env)
+    assert second.returncode == 0, second.stderr
+    calls = train_calls(log)
+    assert len(calls) == 6 and set(calls.values()) == {1}, calls  # no committed run trained twice
+
+
 def test_killed_snakemake_resumes_without_redoing_finished_runs(fake_env):
     work, env, cfg, log = fake_env
     (work / "study.yaml").write_text(yaml.safe_dump(cfg))

@@ -5,6 +5,8 @@
 rule aggregate:
     input:
         IMAGE,
+        # the study's run list (rewritten when seeds or variants change: study.write_run_list)
+        study.write_run_list(config),
         runs=[
             study.run_record(config, task, variant, seed)
             for task, spec in config["tasks"].items()

@@ -11,7 +11,15 @@
 # counts as not converged, so the job succeeds), 75 preempted (checkpointed; the job fails and
 # Snakemake's `retries` resubmit it, which resumes), anything else a failure.
 
+#
+# A finished pack (every member's run.json completed or diverged, study.pack_finished) gets no rule: its
+# run records are results, like any file the workflow reads, so regenerated datasets or a rebuilt image
+# never retrain it (a fresh clone of committed results resumes the study where it stopped). To retrain a
+# finished pack, delete its members' run directories.
+
 for _pack in PACKS:
+    if study.pack_finished(config, _pack):
+        continue
 
     rule:
         name:

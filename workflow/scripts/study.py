@@ -197,7 +197,8 @@ def _check_data(config: dict[str, Any], task: str, source: str) -> None:
 
 
 def study_dir(config: Mapping[str, Any]) -> str:
-    return f"results/{config['study']}"
+    """The study's folder: ``results_dir`` if the study sets one, else results/{study}."""
+    return config.get("results_dir") or f"results/{config['study']}"
 
 
 def task_seeds(config: Mapping[str, Any], task: str) -> list[int]:
@@ -228,6 +229,36 @@ def run_record(config: Mapping[str, Any], task: str, variant: str, seed: int) ->
 
 def runs_dir(config: Mapping[str, Any], task: str, variant: str) -> str:
     return f"{study_dir(config)}/runs/{task}/{variant}"
+
+
+def study_runs(config: Mapping[str, Any]) -> list[str]:
+    """The study's runs as ``task/variant/seed_n``, in study order."""
+    return [
+        f"{task}/{variant}/seed_{seed}"
+        for task, spec in config["tasks"].items()
+        for variant in spec["variants"]
+        for seed in task_seeds(config, task)
+    ]
+
+
+def write_run_list(config: Mapping[str, Any]) -> str:
+    """``{study}/runs.txt``: the study's runs, one per line, rewritten (atomically) only when they change.
+
+    It is an input of the aggregation. Without Snakemake's own records (a fresh clone of committed
+    results) a changed seed list or variant list would otherwise not rerun an aggregation whose output
+    exists: Snakemake makes a missing input only for a job it already has to run. Returns the path."""
+    path = Path(study_dir(config)) / "runs.txt"
+    text = "".join(f"{run}\n" for run in study_runs(config))
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return str(path)
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return str(path)
 
 
 def _run_items(config: Mapping[str, Any], task: str, variant: str, data: Mapping[str, str]) -> dict[str, Any]:
@@ -423,6 +454,22 @@ def packs(config: Mapping[str, Any]) -> list[Pack]:
 
 def pack_outputs(config: Mapping[str, Any], pack: Pack) -> list[str]:
     return [run_record(config, pack.task, pack.variant, s) for s in pack.seeds]
+
+
+def pack_finished(config: Mapping[str, Any], pack: Pack) -> bool:
+    """Whether every member's run record says the run finished (completed or diverged).
+
+    A finished pack has no training job (workflow/rules/train.smk): its results stand whatever happens to
+    the datasets afterwards, so a fresh clone of committed results (whose datasets are regenerated, hence
+    newer than the runs) resumes the study without retraining them."""
+    for path in map(Path, pack_outputs(config, pack)):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        if not isinstance(record, dict) or record.get("status") not in ("completed", "diverged"):
+            return False
+    return True
 
 
 def pack_dir(config: Mapping[str, Any], pack: Pack) -> str:
