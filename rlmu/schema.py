@@ -9,6 +9,9 @@ A run directory ``results/{study}/runs/{task}/{variant}/seed_{n}/`` holds:
   the machine and so are kept apart from the reproducible rows.
 - ``run.json``: the run record (``RUN_RECORD_KEYS``): seed, status, versions, git revision, device, ...
 - ``config.yaml``: the fully resolved configuration the run used.
+- ``first_update.csv``: columns ``FIRST_UPDATE_COLUMNS``, one row per loss that trains the encoder: its
+  scale and the L2 norm of its scaled gradient on the encoder at the run's first update (no rows for an
+  agent without a learned encoder). Like ``progress.csv``, a function of the config and the seed.
 - ``checkpoints/``: resumable state (trainer-owned, not part of the result).
 """
 
@@ -20,6 +23,8 @@ PROGRESS_FILE = "progress.csv"
 TIMING_FILE = "timing.csv"
 RUN_RECORD_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
+FIRST_UPDATE_FILE = "first_update.csv"
+FIRST_UPDATE_COLUMNS: tuple[str, ...] = ("loss", "scale", "encoder_grad_norm")
 
 # Column order is part of the schema.
 PROGRESS_COLUMNS: tuple[str, ...] = (

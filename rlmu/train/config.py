@@ -478,6 +478,10 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
         dim = task_state_space(spec.name)[0] if not spec.pixels else len(STATE_FIELDS)
         frame_bytes, obs_floats, features, conv_params, conv_act = 4 * dim, dim, dim, 0, 0
         frame_slots_per_transition = 2
+        if a.encoder.state:  # the learned state encoder (and its target copy) in front of the heads
+            conv_params = _mlp_params([dim, *a.encoder.state_hidden, a.encoder.state_features])
+            conv_act = sum(a.encoder.state_hidden) + a.encoder.state_features
+            features = a.encoder.state_features
     cap = cfg.replay_capacity
     replay = int(cap * (frame_bytes * frame_slots_per_transition + 32 + 4 * action_dim))
 
@@ -485,7 +489,9 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
     params = {
         "agent.sac.hidden": _mlp_params([features, *hidden, 2 * action_dim])
         + 4 * _mlp_params([features + action_dim, *hidden, 1]),
-        "agent.encoder.channels": 2 * conv_params,  # the encoder and its target copy
+        # the encoder and its target copy (pixels: the conv layers; state: the state encoder's MLP)
+        "agent.encoder.channels" if spec.pixels and cfg.observation != "state" else "agent.encoder.state_hidden": 2
+        * conv_params,
     }
     # One update's float32 inputs and activations per sample: the frames, the encoder's feature maps and
     # the MLP layers (forward and backward); the batch size times the widths is what can be too big.

@@ -12,11 +12,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from rlmu.schema import PROGRESS_SCHEMA_VERSION, RUN_RECORD_FILE, RUN_RECORD_KEYS, RUN_STATUSES
+from rlmu.schema import (
+    FIRST_UPDATE_COLUMNS,
+    FIRST_UPDATE_FILE,
+    PROGRESS_SCHEMA_VERSION,
+    RUN_RECORD_FILE,
+    RUN_RECORD_KEYS,
+    RUN_STATUSES,
+)
 from rlmu.utils.io import atomic_write_json, atomic_write_text
-
-FIRST_UPDATE_FILE = "first_update.csv"
-FIRST_UPDATE_COLUMNS = ("loss", "scale", "encoder_grad_norm")
 
 _VERSIONED = ("torch", "numpy", "mujoco", "gymnasium", "metaworld", "rlmu")
 
