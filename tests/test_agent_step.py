@@ -100,3 +100,19 @@ def test_pack_weight_gradients_are_transposed_views():
     params = agent.group_params("critic")
     grads = torch.autograd.grad(losses["loss_critic"].sum(), params)
     assert any(g.stride() != p.stride() for p, g in zip(params, grads, strict=True))
+
+
+@pytest.mark.parametrize("variant,moves", [("sac", False), ("rlv_nopair", True)])
+def test_critic_trains_false_leaves_the_encoder_to_the_other_losses(variant, moves):
+    """``encoder.critic_trains = False``: the critic loss no longer reaches the encoder. Plain SAC then keeps
+    its random encoder; RLV's inverse model still trains it."""
+    seeds = (0,)
+    agent = make_agent(variant, seeds, obs_shape=STATE, encoder={"critic_trains": False})
+    assert "encoder" not in agent.loss_groups["loss_critic"]
+    before, grads = first_update(agent, seeds)
+    encoder = agent.group_params("encoder")
+    changed = any(not torch.equal(p.detach(), before[p]) for p in encoder)
+    assert changed is moves
+    assert all(p not in grads["loss_critic"] for p in encoder)
+    default = make_agent(variant, seeds, obs_shape=STATE)
+    assert "encoder" in default.loss_groups["loss_critic"]

@@ -313,6 +313,8 @@ class Agent:
             groups = LOSS_GROUPS[name]
             if name == "loss_actor" and self.cfg.sac.actor_updates_encoder:
                 groups = ("encoder", *groups)
+            if name == "loss_critic" and not self.cfg.encoder.critic_trains:
+                groups = tuple(g for g in groups if g != "encoder")
             groups = tuple(g for g in groups if self.group_params(g))
             if groups:
                 result[name] = groups

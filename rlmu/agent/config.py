@@ -109,6 +109,14 @@ class EncoderConfig(_Section):
             "drove 96% of the features into tanh's saturation in 16k Acrobot steps (docs/training.md)"
         ),
     )
+    critic_trains: bool = Field(
+        True,
+        description=(
+            "the critic loss trains the encoder (DrQ, SAC-AE, [released]). False: only the other losses "
+            "that train it do (inverse model, generator, paired, MEM); with plain SAC the encoder then "
+            "stays at its random initialisation"
+        ),
+    )
     target: bool = Field(
         False,
         description=(
