@@ -56,6 +56,8 @@ TIMING_COLUMNS: tuple[str, ...] = (
 LOSS_COLUMNS: tuple[str, ...] = tuple(c for c in PROGRESS_COLUMNS if c.startswith("loss_") or c == "alpha")
 
 RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "diverged", "preempted")
+# The statuses of a run that has finished: its result stands (a diverged run is a failure of the method).
+FINISHED_STATUSES: tuple[str, ...] = ("completed", "diverged")
 
 RUN_RECORD_KEYS: tuple[str, ...] = (
     "schema_version",

@@ -104,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, preempt) -> int:
-    from rlmu.schema import CONFIG_FILE, PROGRESS_FILE, RUN_RECORD_FILE, TIMING_FILE
+    from rlmu.schema import CONFIG_FILE, FINISHED_STATUSES, PROGRESS_FILE, RUN_RECORD_FILE, TIMING_FILE
     from rlmu.train import CHECKPOINT_DIR
     from rlmu.train.config import check_machine
     from rlmu.train.record import read_record
@@ -137,9 +137,7 @@ def _train(args: argparse.Namespace, preempt) -> int:
         shutil.rmtree(pack_dir / CHECKPOINT_DIR, ignore_errors=True)
 
     records = {s: read_record(d) for s, d in zip(seeds, run_dirs, strict=True)}
-    finished = {
-        s: r for s, r in records.items() if r is not None and r.get("status") in ("completed", "diverged")
-    }
+    finished = {s: r for s, r in records.items() if r is not None and r.get("status") in FINISHED_STATUSES}
     if len(finished) == len(seeds):
         for s, r in finished.items():
             what = (

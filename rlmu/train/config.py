@@ -474,10 +474,12 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
             side, channels = max(side // a.encoder.pool, 1), c
         features = channels * side * side
         frame_slots_per_transition = 1 + 1 / spec.episode_steps
+        encoder_key = "agent.encoder.channels"
     else:
         dim = task_state_space(spec.name)[0] if not spec.pixels else len(STATE_FIELDS)
         frame_bytes, obs_floats, features, conv_params, conv_act = 4 * dim, dim, dim, 0, 0
         frame_slots_per_transition = 2
+        encoder_key = "agent.encoder.state_hidden"
         if a.encoder.state:  # the learned state encoder (and its target copy) in front of the heads
             conv_params = _mlp_params([dim, *a.encoder.state_hidden, a.encoder.state_features])
             conv_act = sum(a.encoder.state_hidden) + a.encoder.state_features
@@ -490,8 +492,7 @@ def memory_estimate(cfg: TrainConfig) -> dict[str, int]:
         "agent.sac.hidden": _mlp_params([features, *hidden, 2 * action_dim])
         + 4 * _mlp_params([features + action_dim, *hidden, 1]),
         # the encoder and its target copy (pixels: the conv layers; state: the state encoder's MLP)
-        "agent.encoder.channels" if spec.pixels and cfg.observation != "state" else "agent.encoder.state_hidden": 2
-        * conv_params,
+        encoder_key: 2 * conv_params,
     }
     # One update's float32 inputs and activations per sample: the frames, the encoder's feature maps and
     # the MLP layers (forward and backward); the batch size times the widths is what can be too big.

@@ -7,12 +7,7 @@ rule aggregate:
         IMAGE,
         # the study's run list (rewritten when seeds or variants change: study.write_run_list)
         study.write_run_list(config),
-        runs=[
-            study.run_record(config, task, variant, seed)
-            for task, spec in config["tasks"].items()
-            for variant in spec["variants"]
-            for seed in study.task_seeds(config, task)
-        ],
+        runs=[study.run_record(config, *run) for run in study.study_runs(config)],
     output:
         f"{STUDY_DIR}/aggregate/runs.parquet",
         f"{STUDY_DIR}/aggregate/manifest.json",

@@ -42,10 +42,12 @@ import yaml
 
 from rlmu.data.generate import make_demonstrator, resolve_domain
 from rlmu.errors import UserError
+from rlmu.schema import FINISHED_STATUSES
 from rlmu.tasks import TASKS, get_task
 from rlmu.train.config import TrainConfig, load_config
 from rlmu.train.variants import VARIANTS
 from rlmu.train.virl import OTHER_VIDEO_DOMAIN, other_tasks
+from rlmu.utils.io import atomic_write_text
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 BUDGET_KEYS = ("epochs", "steps_per_epoch", "eval_episodes")  # a task's `train:` keys passed as key=value
@@ -231,10 +233,10 @@ def runs_dir(config: Mapping[str, Any], task: str, variant: str) -> str:
     return f"{study_dir(config)}/runs/{task}/{variant}"
 
 
-def study_runs(config: Mapping[str, Any]) -> list[str]:
-    """The study's runs as ``task/variant/seed_n``, in study order."""
+def study_runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """The study's runs as (task, variant, seed), in study order."""
     return [
-        f"{task}/{variant}/seed_{seed}"
+        (task, variant, seed)
         for task, spec in config["tasks"].items()
         for variant in spec["variants"]
         for seed in task_seeds(config, task)
@@ -248,16 +250,14 @@ def write_run_list(config: Mapping[str, Any]) -> str:
     results) a changed seed list or variant list would otherwise not rerun an aggregation whose output
     exists: Snakemake makes a missing input only for a job it already has to run. Returns the path."""
     path = Path(study_dir(config)) / "runs.txt"
-    text = "".join(f"{run}\n" for run in study_runs(config))
+    text = "".join(f"{task}/{variant}/seed_{seed}\n" for task, variant, seed in study_runs(config))
     try:
         if path.read_text(encoding="utf-8") == text:
             return str(path)
     except (OSError, UnicodeDecodeError):
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, text)
     return str(path)
 
 
@@ -467,7 +467,7 @@ def pack_finished(config: Mapping[str, Any], pack: Pack) -> bool:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return False
-        if not isinstance(record, dict) or record.get("status") not in ("completed", "diverged"):
+        if not isinstance(record, dict) or record.get("status") not in FINISHED_STATUSES:
             return False
     return True
 
