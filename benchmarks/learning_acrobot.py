@@ -219,12 +219,13 @@ def value_diagnostic(out: Path, seeds: list[int]) -> None:
         for seed in seeds:
             run = out / "runs" / v / f"seed_{seed}"
             cfg = resolve_config(yaml.safe_load((run / "config.yaml").read_text()))
-            agent = Agent(cfg.agent, (frames.shape[1],), 1, "cpu")
-            agent.load_state_dict(load_checkpoint(run / "checkpoints" / "latest.pt")["agent"])
+            checkpoint = load_checkpoint(run / "checkpoints" / "latest.pt")
+            agent = Agent(cfg.agent, (frames.shape[1],), 1, "cpu", seeds=checkpoint["seeds"], task="acrobot")
+            agent.load_state_dict(checkpoint["agent"])
             cells = []
             with torch.no_grad():
                 for k in keys:
-                    h = agent.encoder(frames[buckets[k]])
+                    h = agent.encoder(frames[buckets[k]].unsqueeze(0))  # a pack of one: (1, B, D)
                     a = agent.actor.mode(h)
                     q = torch.min(*agent.critic(h, a))
                     cells.append(f"{q.mean():6.1f}/{(a.abs() > 0.5).float().mean():.2f}")
