@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from pydantic import ValidationError
 
 import rlmu
@@ -138,6 +139,21 @@ def test_config_rejects_unknown_and_out_of_range_naming_the_field():
         AgentConfig.model_validate({"rlv": {"discriminator_mode": "sometimes"}})
     with pytest.raises(ValidationError, match=r"encoder\.kernel"):
         AgentConfig.model_validate({"encoder": {"kernel": 4}})
+
+
+def test_discriminator_mode_off_survives_yaml():
+    """YAML reads a bare ``off`` as false: ``agent.rlv.discriminator_mode=off`` on the command line and
+    ``discriminator_mode: off`` in a study file both mean the mode ``off``."""
+    from rlmu.train.config import parse_overrides, resolve_config
+
+    over = parse_overrides(["task=acrobot", "variant=sac", "agent.rlv.discriminator_mode=off"])
+    assert resolve_config(over).agent.rlv.discriminator_mode == "off"
+    assert (
+        AgentConfig.model_validate(yaml.safe_load("rlv: {discriminator_mode: off}")).rlv.discriminator_mode
+        == "off"
+    )
+    with pytest.raises(ValidationError, match=r"rlv\.discriminator_mode"):
+        AgentConfig.model_validate({"rlv": {"discriminator_mode": True}})
     with pytest.raises(ValidationError, match=r"log_std_min"):
         AgentConfig.model_validate({"sac": {"log_std_min": 3.0}})
     with pytest.raises(ValidationError, match=r"rlv\.paired"):

@@ -197,6 +197,12 @@ class RLVConfig(_Section):
 
     _inv = field_validator("inverse_hidden", "discriminator_hidden")(_check_hidden)
 
+    @field_validator("discriminator_mode", mode="before")
+    @classmethod
+    def _off_is_not_false(cls, value):
+        # YAML 1.1 reads a bare `off` as false (in a study file and in `key=off` on the command line).
+        return "off" if value is False else value
+
     @field_validator("paired_scale_by_task")
     @classmethod
     def _positive_scales(cls, value: dict[str, float]) -> dict[str, float]:
