@@ -592,7 +592,7 @@ def test_state_observations_rlv():
         "loss_paired",
         "alpha",
     }
-    assert agent.encoder.repr_dim == agent.cfg.encoder.state_features
+    assert agent.encoder.repr_dim == 6 + agent.cfg.encoder.state_features  # [s, f(s)]
     assert agent.act(np.zeros((2, 6), np.float32), deterministic=True).shape == (2, A)
     identity = make_agent(
         "rlv_nopair",

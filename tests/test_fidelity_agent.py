@@ -88,7 +88,7 @@ def test_each_shift_mode_draws_from_the_members_own_generators():
 # ---------------------------------------------------------------------------------- 2. state encoder
 def test_state_encoder_is_shared_by_every_head_and_trained_by_its_losses():
     agent = make_agent("rlmu", seeds=(0, 1), obs_shape=STATE, encoder=TINY_STATE, rlv={"paired": True})
-    assert agent.encoder.learned and agent.encoder.repr_dim == 8
+    assert agent.encoder.learned and agent.encoder.repr_dim == STATE[0] + 8  # [s, f(s)] by default
     losses = agent.compute_losses(*batches((0, 1), obs_shape=STATE))
     trains_encoder = {"loss_critic", "loss_inverse", "loss_generator", "loss_paired", "loss_mem"}
     assert {n for n in losses if "encoder" in agent.loss_groups[n]} == trains_encoder
@@ -122,6 +122,32 @@ def test_state_encoder_pack_member_is_its_seed():
         assert all(p.values[k][1] == s.values[k][0] for k in s.values)
     pa, pb = member_params(pack, 1), member_params(solo, 0)
     assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_state_skip_puts_the_state_itself_beside_the_learned_features():
+    """``encoder.state_skip`` (the default): every head reads [s, f(s)]. The first D features are the float
+    state, exactly; the rest are the encoder of the same seed without the skip; its losses still train f."""
+    dense = make_agent(
+        "rlv_nopair", seeds=(0, 1), obs_shape=STATE, encoder={**TINY_STATE, "state_skip": True}
+    )
+    plain = make_agent(
+        "rlv_nopair", seeds=(0, 1), obs_shape=STATE, encoder={**TINY_STATE, "state_skip": False}
+    )
+    assert dense.encoder.repr_dim == STATE[0] + 8
+    for net in ("actor", "inverse_model", "discriminator"):
+        first = dense.networks[net].modules()
+        widths = [m.in_features for m in first if isinstance(m, torch.nn.Linear)]
+        assert widths[0] in (STATE[0] + 8, 2 * (STATE[0] + 8)), net
+    x = torch.randn(2, 4, *STATE, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        h, f = dense.encoder(x), plain.encoder(x)
+    assert torch.equal(h[..., : STATE[0]], x)
+    assert torch.equal(h[..., STATE[0] :], f)
+    losses = dense.compute_losses(*batches((0, 1), obs_shape=STATE))
+    for name in ("loss_critic", "loss_inverse", "loss_generator"):
+        assert "encoder" in grads_by_group(dense, losses[name]), name
+    out = dense.update(*batches((0, 1), obs_shape=STATE))
+    assert all(math.isfinite(v) for v in out.values["loss_critic"])
 
 
 @pytest.mark.parametrize(

@@ -178,6 +178,7 @@ class Agent:
             enc.pool,
             enc.channels_last,
             members=[m["encoder"] for m in members] if "encoder" in members[0] else None,
+            skip=enc.state_skip,
         )
         self.is_pixel = self.encoder.is_pixel
         # DrQ v1's target encoder: a copy read only by the critic target, Polyak-averaged like the target critic.
@@ -258,7 +259,7 @@ class Agent:
                 nets["encoder"] = state_encoder(
                     self.obs_shape[0], enc.state_hidden, enc.state_features, enc.state_layer_norm
                 )
-                repr_dim = enc.state_features
+                repr_dim = enc.state_features + (self.obs_shape[0] if enc.state_skip else 0)
             else:
                 repr_dim = self.obs_shape[0]
             nets["actor"] = mlp(repr_dim, sac.hidden, 2 * self.action_dim)

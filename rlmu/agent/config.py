@@ -93,11 +93,10 @@ class EncoderConfig(_Section):
     state: bool = Field(
         True,
         description=(
-            "state observations: a learned MLP encoder (state_hidden -> state_features, LayerNorm, tanh) shared "
-            "by every "
-            "head as the pixel encoder is (our choice; every variant of a task gets it). False: the encoder "
-            "is the identity, and the generator, paired and MEM losses are refused (nothing they could "
-            "train is read by the policy)"
+            "state observations: a learned MLP encoder (state_hidden -> state_features, LayerNorm, tanh; "
+            "beside the state itself with state_skip) shared by every head as the pixel encoder is (our "
+            "choice; every variant of a task gets it). False: the encoder is the identity, and the "
+            "generator, paired and MEM losses are refused (nothing they could train is read by the policy)"
         ),
     )
     state_hidden: _Hidden = Field((256,), description="hidden widths of the state encoder (ReLU)")
@@ -107,6 +106,15 @@ class EncoderConfig(_Section):
         description=(
             "LayerNorm before the state encoder's tanh (DrQ / SAC-AE's projection). Without it the critic "
             "drove 96% of the features into tanh's saturation in 16k Acrobot steps (docs/training.md)"
+        ),
+    )
+    state_skip: bool = Field(
+        True,
+        description=(
+            "the state encoder's output is the state itself beside the learned features, [s, f(s)] (the dense "
+            "input of D2RL and OFENet): every head reads the state as it would without an encoder, and the "
+            "learned features its losses train. False: f(s) alone, which the critic collapsed onto one point "
+            "while every Acrobot reward was -1, so SAC never left the floor (docs/training.md)"
         ),
     )
     critic_trains: bool = Field(

@@ -135,8 +135,10 @@ class Encoder(nn.Module):
     -> features (K, B, repr_dim). On the CPU the members run one after the other (``channels_last`` memory
     format: the same function, faster max-pool); on other devices as one grouped convolution over the pack.
     State (``obs_shape = (D,)``): with ``members`` (one :func:`state_encoder` per member) a learned encoder,
-    (K, B, D) -> Linear-ReLU stack -> LayerNorm (if the members have one) -> tanh -> (K, B, repr_dim);
-    without, the identity (features = the float state).
+    (K, B, D) -> Linear-ReLU stack -> LayerNorm (if the members have one) -> tanh -> (K, B, F), and with
+    ``skip`` the float state itself in front of those features, [s, f(s)] -> (K, B, D + F) (the dense input
+    of D2RL and OFENet: the heads keep the state a policy without an encoder reads, however the losses
+    move f); without ``members``, the identity (features = the float state).
     """
 
     def __init__(
@@ -148,9 +150,11 @@ class Encoder(nn.Module):
         pool: int = 2,
         channels_last: bool = True,
         members: Sequence[nn.Module] | None = None,
+        skip: bool = False,
     ):
         super().__init__()
         self.obs_shape = tuple(int(s) for s in obs_shape)
+        self.skip = False
         self.is_pixel = len(self.obs_shape) == 3
         self.channels_last = channels_last
         # None: member by member on the CPU (pack-invariant), grouped elsewhere; True / False force a path.
@@ -169,6 +173,9 @@ class Encoder(nn.Module):
                 self.repr_dim = self.mlp.layers[-1].members[0].out_features
                 if isinstance(members[0][-1], nn.LayerNorm):
                     self.norm = PackLayerNorm([m[-1] for m in members])
+                self.skip = skip
+                if skip:
+                    self.repr_dim += self.obs_shape[0]
             else:
                 self.repr_dim = self.obs_shape[0]
         else:
@@ -191,7 +198,10 @@ class Encoder(nn.Module):
                 x = self.norm(x)
             # tanh member by member: a member's elements then always sit in the same vector lanes of the
             # CPU kernel, whatever the pack (see the module docstring).
-            return torch.stack([torch.tanh(xk) for xk in x])
+            x = torch.stack([torch.tanh(xk) for xk in x])
+            if self.skip:  # the state itself beside the learned features (D2RL's dense input)
+                x = torch.cat([obs.float(), x], dim=-1)
+            return x
         grouped = self.grouped if self.grouped is not None else obs.device.type != "cpu"
         if not grouped:
             return torch.stack(
