@@ -139,6 +139,12 @@ def test_config_rejects_unknown_and_out_of_range_naming_the_field():
         AgentConfig.model_validate({"rlv": {"discriminator_mode": "sometimes"}})
     with pytest.raises(ValidationError, match=r"encoder\.kernel"):
         AgentConfig.model_validate({"encoder": {"kernel": 4}})
+    with pytest.raises(ValidationError, match=r"log_std_min"):
+        AgentConfig.model_validate({"sac": {"log_std_min": 3.0}})
+    with pytest.raises(ValidationError, match=r"rlv\.paired"):
+        AgentConfig.model_validate({"rlv": {"paired": True}})
+    with pytest.raises(ValidationError, match="frozen"):
+        AgentConfig().sac.gamma = 0.5  # type: ignore[misc]
 
 
 def test_discriminator_mode_off_survives_yaml():
@@ -154,12 +160,6 @@ def test_discriminator_mode_off_survives_yaml():
     )
     with pytest.raises(ValidationError, match=r"rlv\.discriminator_mode"):
         AgentConfig.model_validate({"rlv": {"discriminator_mode": True}})
-    with pytest.raises(ValidationError, match=r"log_std_min"):
-        AgentConfig.model_validate({"sac": {"log_std_min": 3.0}})
-    with pytest.raises(ValidationError, match=r"rlv\.paired"):
-        AgentConfig.model_validate({"rlv": {"paired": True}})
-    with pytest.raises(ValidationError, match="frozen"):
-        AgentConfig().sac.gamma = 0.5  # type: ignore[misc]
 
 
 def test_methods_defaults():
